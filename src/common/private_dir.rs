@@ -1,0 +1,128 @@
+//! The private per-user directories that isofix keeps its state in.
+//!
+//! They live in shared places such as `/tmp`, so each is created 0700 and, when it already
+//! exists, must be a real directory (not a symlink) owned by this user and closed to group
+//! and others. Anything else is refused with an error naming the path and the environment
+//! variable that moves it.
+
+use std::collections::HashSet;
+use std::io::{self, ErrorKind};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use super::error::{error, wrap};
+use crate::sys;
+
+/// Reads a path from the environment; unset and empty both mean "not set".
+pub(crate) fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Creates `path` private to this user, or checks that the existing one is. `var` is the
+/// environment variable that chooses the directory, named in the hint of every error.
+pub(crate) fn ensure_private_dir(path: &Path, var: &str) -> io::Result<()> {
+    match sys::create_private_dir(path) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    wrap(
+                        e,
+                        format_args!("create parent of private directory {}", path.display()),
+                        format_args!("set {var} to a writable directory"),
+                    )
+                })?;
+            }
+            return match sys::create_private_dir(path) {
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => check_private(path, var),
+                other => other.map_err(|e| create_failed(e, path, var)),
+            };
+        }
+        Err(e) => return Err(create_failed(e, path, var)),
+    }
+    check_private(path, var)
+}
+
+fn create_failed(e: io::Error, path: &Path, var: &str) -> io::Error {
+    wrap(
+        e,
+        format_args!("create private directory {}", path.display()),
+        format_args!("set {var} to a writable directory"),
+    )
+}
+
+fn check_private(path: &Path, var: &str) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| {
+        wrap(
+            e,
+            format_args!("inspect private directory {}", path.display()),
+            format_args!("set {var} to a directory of your own"),
+        )
+    })?;
+    let refusal = if meta.file_type().is_symlink() {
+        Some("it is a symbolic link, which could point anywhere".to_owned())
+    } else if !meta.is_dir() {
+        Some("it is not a directory".to_owned())
+    } else {
+        sys::not_private_reason(&meta)
+    };
+    match refusal {
+        None => Ok(()),
+        Some(reason) => Err(error(
+            ErrorKind::PermissionDenied,
+            format_args!(
+                "refusing to use {} as a private directory: {reason}",
+                path.display()
+            ),
+            format_args!("remove it, or set {var} to a directory that only you own (mode 0700)"),
+        )),
+    }
+}
+
+/// Paths already checked by [`ensure_private_dir_cached`] in this process.
+static CHECKED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+fn checked() -> std::sync::MutexGuard<'static, Option<HashSet<PathBuf>>> {
+    CHECKED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`ensure_private_dir`], checked once per path and process: the checks cost several
+/// syscalls, and a directory that was private stays so (only its owner can change it).
+pub(crate) fn ensure_private_dir_cached(path: &Path, var: &str) -> io::Result<()> {
+    if checked().as_ref().is_some_and(|set| set.contains(path)) {
+        return Ok(());
+    }
+    ensure_private_dir(path, var)?;
+    checked()
+        .get_or_insert_with(HashSet::new)
+        .insert(path.to_owned());
+    Ok(())
+}
+
+/// Forgets that `path` was checked, so that its next use creates and checks it again
+/// (call it when an open inside the directory found the directory gone).
+pub(crate) fn forget_checked(path: &Path) {
+    if let Some(set) = checked().as_mut() {
+        set.remove(path);
+    }
+}
+
+/// This user's state root, `<system temp dir>/isofix-<uid>`, created private.
+pub(crate) fn state_root() -> io::Result<PathBuf> {
+    let root = std::env::temp_dir().join(format!("isofix-{}", sys::user_tag()));
+    ensure_private_dir_cached(&root, "TMPDIR")?;
+    Ok(root)
+}
+
+/// The directory named by `var`, else `<state root>/<default_name>`; created private.
+pub(crate) fn state_dir(var: &str, default_name: &str) -> io::Result<PathBuf> {
+    let dir = match env_path(var) {
+        Some(dir) => dir,
+        None => state_root()?.join(default_name),
+    };
+    ensure_private_dir_cached(&dir, var)?;
+    Ok(dir)
+}

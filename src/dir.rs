@@ -1,0 +1,2 @@
+/// STUB (issue 2): a private temp dir removed on drop.
+pub struct IsolatedDir;

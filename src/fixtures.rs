@@ -1,0 +1,1 @@
+//! STUB (issue 4): rstest fixtures.

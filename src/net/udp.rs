@@ -1,0 +1,2 @@
+/// STUB (issue 2): a live UDP socket on an ephemeral port.
+pub struct EphemeralUdp;

@@ -1,0 +1,32 @@
+//! Windows: the system temp directory is already per-user (`%LOCALAPPDATA%\Temp`), and
+//! ACLs, not mode bits, guard it; ownership checks are left to those ACLs.
+
+use std::fs::{DirBuilder, Metadata};
+use std::io;
+use std::path::Path;
+
+/// The user name (`%USERNAME%`), which names the per-user state directory.
+pub(crate) fn user_tag() -> String {
+    std::env::var("USERNAME").unwrap_or_else(|_| "user".to_owned())
+}
+
+/// `CreateDirectoryW` with the parent's inherited ACL.
+pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
+    DirBuilder::new().create(path)
+}
+
+/// Always `None`: see the module documentation.
+pub(crate) fn not_private_reason(_meta: &Metadata) -> Option<String> {
+    None
+}
+
+/// Clears the read-only attribute (`SetFileAttributesW`), so that the entry can be removed.
+pub(crate) fn make_owner_writable(path: &Path, meta: &Metadata) -> io::Result<()> {
+    let mut perms = meta.permissions();
+    if !perms.readonly() {
+        return Ok(());
+    }
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(path, perms)
+}
