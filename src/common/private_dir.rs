@@ -126,3 +126,100 @@ pub(crate) fn state_dir(var: &str, default_name: &str) -> io::Result<PathBuf> {
     ensure_private_dir_cached(&dir, var)?;
     Ok(dir)
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A scratch directory of the test's own, removed at the end.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new() -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("isofix-unit-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn refusal(path: &Path) -> String {
+        let err = ensure_private_dir(path, "ISOFIX_TEST_VAR").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(msg.contains("ISOFIX_TEST_VAR"), "{msg}");
+        msg
+    }
+
+    #[test]
+    fn creates_private_and_accepts_it_again() {
+        let scratch = Scratch::new();
+        let dir = scratch.0.join("a").join("b");
+        ensure_private_dir(&dir, "V").unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        ensure_private_dir(&dir, "V").unwrap();
+    }
+
+    #[test]
+    fn refuses_a_symlink_even_to_a_private_dir() {
+        let scratch = Scratch::new();
+        let real = scratch.0.join("real");
+        ensure_private_dir(&real, "V").unwrap();
+        let link = scratch.0.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(refusal(&link).contains("symbolic link"));
+    }
+
+    #[test]
+    fn refuses_a_file() {
+        let scratch = Scratch::new();
+        let file = scratch.0.join("file");
+        std::fs::write(&file, b"").unwrap();
+        assert!(refusal(&file).contains("not a directory"));
+    }
+
+    #[test]
+    fn refuses_a_dir_open_to_others() {
+        let scratch = Scratch::new();
+        let dir = scratch.0.join("open");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(refusal(&dir).contains("777"));
+    }
+
+    #[test]
+    fn refuses_a_dir_of_another_user() {
+        let scratch = Scratch::new();
+        let dir = scratch.0.join("theirs");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let nobody = 65534;
+        if std::os::unix::fs::chown(&dir, Some(nobody), None).is_err() {
+            eprintln!("skipped: changing a directory's owner needs root here");
+            return;
+        }
+        assert!(refusal(&dir).contains("owned by uid 65534"));
+    }
+
+    #[test]
+    fn cached_check_runs_again_after_forget() {
+        let scratch = Scratch::new();
+        let dir = scratch.0.join("cached");
+        ensure_private_dir_cached(&dir, "V").unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+        ensure_private_dir_cached(&dir, "V").unwrap();
+        assert!(!dir.exists(), "a cached path is not checked again");
+        forget_checked(&dir);
+        ensure_private_dir_cached(&dir, "V").unwrap();
+        assert!(dir.is_dir());
+    }
+}
