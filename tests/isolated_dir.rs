@@ -73,7 +73,7 @@ fn a_test_name_longer_than_thirty_bytes_is_cut_to_keep_paths_short() {
 }
 
 #[test]
-fn without_a_test_name_the_name_is_just_the_uuid() {
+fn no_test_name_outside_a_test() {
     // A thread the test spawns unnamed has no test name under `cargo test`; nextest still
     // knows it through `NEXTEST_TEST_NAME`.
     let path = std::thread::spawn(|| IsolatedDir::new().unwrap().path().to_owned())

@@ -52,8 +52,9 @@ const TEST_NAME_MAX: usize = 30;
 /// The directory's name is at most 70 bytes: `isofix-` (7), the test name (at most 30),
 /// `-` and 32 hex digits. Its full path is therefore at most the base's length plus 71
 /// bytes. This matters for Unix-domain sockets, whose paths are limited to 108 bytes on
-/// Linux and 104 on macOS (including the final NUL): with `/tmp` as the base, at least 28
-/// bytes remain for a socket's file name. On macOS the default temp dir
+/// Linux and 104 on macOS (including the final NUL): with `/tmp` as the base, the
+/// directory's path takes at most 75 bytes, which leaves 27 bytes for a socket's file name
+/// on macOS and 31 on Linux. On macOS the default temp dir
 /// (`/var/folders/…/T/`) alone takes about 50 bytes; set `ISOFIX_TMPDIR=/tmp` there if
 /// tests put sockets in their directories.
 ///
