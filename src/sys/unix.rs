@@ -1,9 +1,11 @@
 //! Unix: permission bits and file ownership.
 
+use std::ffi::OsStr;
 use std::fs::{DirBuilder, Metadata};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The real user id of this process (`getuid(2)`), which names the per-user state directory.
 pub(crate) fn user_tag() -> String {
@@ -46,4 +48,21 @@ pub(crate) fn make_owner_writable(path: &Path, meta: &Metadata) -> io::Result<()
     }
     perms.set_mode(mode | 0o700);
     std::fs::set_permissions(path, perms)
+}
+
+/// Whether the entry described by `meta` (from `lstat(2)`) belongs to this process's
+/// effective user (`geteuid(2)`), the one that owns what this process creates.
+pub(crate) fn owned_by_current_user(meta: &Metadata) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    meta.uid() == unsafe { libc::geteuid() }
+}
+
+/// A path as bytes for storing in a file; Unix paths are byte strings, so every path fits.
+pub(crate) fn path_to_bytes(path: &Path) -> Option<Vec<u8>> {
+    Some(path.as_os_str().as_bytes().to_vec())
+}
+
+/// The inverse of [`path_to_bytes`].
+pub(crate) fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
+    Some(PathBuf::from(OsStr::from_bytes(&bytes)))
 }

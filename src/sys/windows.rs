@@ -3,7 +3,7 @@
 
 use std::fs::{DirBuilder, Metadata};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The user name (`%USERNAME%`), which names the per-user state directory.
 pub(crate) fn user_tag() -> String {
@@ -29,4 +29,20 @@ pub(crate) fn make_owner_writable(path: &Path, meta: &Metadata) -> io::Result<()
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
     std::fs::set_permissions(path, perms)
+}
+
+/// Always `true`: see the module documentation.
+pub(crate) fn owned_by_current_user(_meta: &Metadata) -> bool {
+    true
+}
+
+/// A path as UTF-8 bytes for storing in a file, or `None` for the rare path that is not
+/// valid Unicode (such a path is then simply not stored).
+pub(crate) fn path_to_bytes(path: &Path) -> Option<Vec<u8>> {
+    path.to_str().map(|s| s.as_bytes().to_vec())
+}
+
+/// The inverse of [`path_to_bytes`].
+pub(crate) fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
+    String::from_utf8(bytes).ok().map(PathBuf::from)
 }

@@ -1,0 +1,357 @@
+//! `IsolatedDir`: naming, privacy, uniqueness, removal, `close`, `keep`, bad bases and
+//! `ISOFIX_TMPDIR`. Keeping policies are in `isolated_dir_keep.rs`, the sweep after
+//! crashes in `isolated_dir_sweep.rs`.
+
+mod isolated_dir_support;
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use isofix::IsolatedDir;
+use isolated_dir_support::{assert_default_keep_policy, role, run_role, spawn, spawn_in};
+
+/// Runs a role when this binary is started as a child by one of the tests below; does
+/// nothing in the test run itself.
+#[test]
+fn child_role() {
+    if let Some(role) = role() {
+        run_role(&role);
+    }
+}
+
+/// The running test's name, as libtest and nextest give it.
+fn this_test() -> String {
+    std::env::var("NEXTEST_TEST_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(|| std::thread::current().name().map(str::to_owned))
+        .unwrap()
+}
+
+/// Splits `isofix-<test>-<uuid>` or `isofix-<uuid>` into the test part and the uuid.
+fn name_parts(path: &Path) -> (Option<String>, String) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let rest = name.strip_prefix("isofix-").expect(name);
+    let (test, uuid) = match rest.rsplit_once('-') {
+        Some((test, uuid)) => (Some(test.to_owned()), uuid.to_owned()),
+        None => (None, rest.to_owned()),
+    };
+    assert_eq!(uuid.len(), 32, "{name}");
+    assert!(uuid.bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
+    (test, uuid)
+}
+
+/// The base that `IsolatedDir::new` uses in this process.
+fn default_base() -> PathBuf {
+    match std::env::var_os("ISOFIX_TMPDIR").filter(|v| !v.is_empty()) {
+        Some(base) => std::path::absolute(base).unwrap(),
+        None => std::path::absolute(std::env::temp_dir()).unwrap(),
+    }
+}
+
+#[test]
+fn named_after_its_test() {
+    let dir = IsolatedDir::new().unwrap();
+    let (test, _) = name_parts(dir.path());
+    assert_eq!(test.as_deref(), Some(this_test().as_str()));
+    assert!(dir.path().is_absolute());
+    assert_eq!(dir.path().parent(), Some(default_base().as_path()));
+    assert!(fs::symlink_metadata(dir.path()).unwrap().is_dir());
+}
+
+#[test]
+fn a_test_name_longer_than_thirty_bytes_is_cut_to_keep_paths_short() {
+    let dir = IsolatedDir::new().unwrap();
+    let name = dir.path().file_name().unwrap().to_str().unwrap();
+    assert!(name.len() <= 70, "{name} is {} bytes", name.len());
+    let (test, _) = name_parts(dir.path());
+    let test = test.unwrap();
+    assert!(!test.is_empty() && test.len() <= 30, "{test}");
+    assert!(this_test().starts_with(&test), "{test}");
+}
+
+#[test]
+fn no_test_name_outside_a_test() {
+    // A thread the test spawns unnamed has no test name under `cargo test`; nextest still
+    // knows it through `NEXTEST_TEST_NAME`.
+    let path = std::thread::spawn(|| IsolatedDir::new().unwrap().path().to_owned())
+        .join()
+        .unwrap();
+    let (test, _) = name_parts(&path);
+    if std::env::var_os("NEXTEST_TEST_NAME").is_some() {
+        assert_eq!(test, Some(this_test()));
+    } else {
+        assert_eq!(test, None);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn private_to_its_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = IsolatedDir::new().unwrap();
+    let meta = fs::symlink_metadata(dir.path()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(meta.uid(), unsafe { libc::geteuid() });
+}
+
+#[test]
+fn a_thousand_directories_alive_at_once_are_all_distinct() {
+    assert_default_keep_policy();
+    let dirs: Vec<IsolatedDir> = (0..1000).map(|_| IsolatedDir::new().unwrap()).collect();
+    let paths: HashSet<PathBuf> = dirs.iter().map(|d| d.path().to_owned()).collect();
+    assert_eq!(paths.len(), dirs.len());
+    assert!(paths.iter().all(|p| p.is_dir()));
+    drop(dirs);
+    assert!(paths.iter().all(|p| !p.exists()));
+}
+
+#[test]
+fn dropping_removes_the_directory_and_everything_in_it() {
+    assert_default_keep_policy();
+    let dir = IsolatedDir::new().unwrap();
+    let path = dir.path().to_owned();
+    fs::create_dir_all(dir.join("a/b/c")).unwrap();
+    fs::write(dir.join("a/b/c/file"), "x").unwrap();
+    fs::write(dir.join("top"), "y").unwrap();
+    drop(dir);
+    assert!(!path.exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn links_inside_are_removed_not_followed() {
+    assert_default_keep_policy();
+    let outside = IsolatedDir::new().unwrap();
+    fs::write(outside.join("precious"), "x").unwrap();
+    let dir = IsolatedDir::new().unwrap();
+    let path = dir.path().to_owned();
+    std::os::unix::fs::symlink(outside.path(), dir.join("to-dir")).unwrap();
+    std::os::unix::fs::symlink(outside.join("precious"), dir.join("to-file")).unwrap();
+    drop(dir);
+    assert!(!path.exists());
+    assert_eq!(fs::read_to_string(outside.join("precious")).unwrap(), "x");
+}
+
+#[cfg(unix)]
+#[test]
+fn read_only_contents_are_removed_too() {
+    use std::os::unix::fs::PermissionsExt;
+    assert_default_keep_policy();
+    // As root, permission bits block nothing and this passes trivially; as any other
+    // user, it needs the permissions fixed before removal.
+    let dir = IsolatedDir::new().unwrap();
+    let path = dir.path().to_owned();
+    let locked = dir.join("locked");
+    fs::create_dir(&locked).unwrap();
+    fs::write(locked.join("file"), "x").unwrap();
+    fs::create_dir(locked.join("sealed")).unwrap();
+    fs::set_permissions(locked.join("file"), fs::Permissions::from_mode(0o400)).unwrap();
+    fs::set_permissions(locked.join("sealed"), fs::Permissions::from_mode(0o000)).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o500)).unwrap();
+    drop(dir);
+    assert!(!path.exists());
+}
+
+#[cfg(windows)]
+#[test]
+fn read_only_contents_are_removed_too() {
+    assert_default_keep_policy();
+    let dir = IsolatedDir::new().unwrap();
+    let path = dir.path().to_owned();
+    fs::write(dir.join("file"), "x").unwrap();
+    let mut perms = fs::metadata(dir.join("file")).unwrap().permissions();
+    perms.set_readonly(true);
+    fs::set_permissions(dir.join("file"), perms).unwrap();
+    drop(dir);
+    assert!(!path.exists());
+}
+
+#[test]
+fn removed_when_its_test_panics() {
+    assert_default_keep_policy();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let outcome = std::thread::spawn(move || {
+        let dir = IsolatedDir::new().unwrap();
+        fs::write(dir.join("file"), "x").unwrap();
+        tx.send(dir.path().to_owned()).unwrap();
+        panic!("the test fails on purpose");
+    })
+    .join();
+    assert!(outcome.is_err());
+    let path = rx.recv().unwrap();
+    assert!(!path.exists(), "{} survived the panic", path.display());
+}
+
+#[test]
+fn close_removes_the_directory() {
+    let dir = IsolatedDir::new().unwrap();
+    let path = dir.path().to_owned();
+    fs::write(dir.join("file"), "x").unwrap();
+    dir.close().unwrap();
+    assert!(!path.exists());
+}
+
+#[test]
+fn close_reports_a_directory_that_is_already_gone() {
+    let dir = IsolatedDir::new().unwrap();
+    let path = dir.path().to_owned();
+    fs::remove_dir(&path).unwrap();
+    let err = dir.close().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
+// Fails as root too: no permission bits are involved.
+#[test]
+fn close_reports_a_directory_it_cannot_remove_and_leaves_what_replaced_it() {
+    let dir = IsolatedDir::new().unwrap();
+    let path = dir.path().to_owned();
+    fs::remove_dir(&path).unwrap();
+    fs::write(&path, "not a directory").unwrap();
+    let err = dir.close().unwrap_err();
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("hint:"), "{err}");
+    assert_eq!(fs::read_to_string(&path).unwrap(), "not a directory");
+    fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn a_failed_removal_on_drop_is_reported_on_stderr_without_panicking() {
+    let base = IsolatedDir::new().unwrap();
+    let out = spawn("drop-fails", &[("ISOFIX_TMPDIR", base.path())]).finish();
+    out.assert_success();
+    let path = out.path();
+    assert!(
+        out.stderr.contains(&format!(
+            "cannot remove isolated directory {}",
+            path.display()
+        )),
+        "{out:?}"
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), "not a directory");
+}
+
+#[test]
+fn keep_hands_the_directory_over() {
+    assert_default_keep_policy();
+    let dir = IsolatedDir::new().unwrap();
+    fs::write(dir.join("file"), "x").unwrap();
+    let path = dir.keep();
+    assert_eq!(fs::read_to_string(path.join("file")).unwrap(), "x");
+    fs::remove_dir_all(&path).unwrap();
+}
+
+#[test]
+fn keep_if_keeps_only_when_asked() {
+    assert_default_keep_policy();
+    let mut kept = IsolatedDir::new().unwrap();
+    let mut removed = IsolatedDir::new().unwrap();
+    kept.keep_if(true);
+    kept.keep_if(false);
+    removed.keep_if(false);
+    let (kept_path, removed_path) = (kept.path().to_owned(), removed.path().to_owned());
+    drop((kept, removed));
+    assert!(kept_path.is_dir());
+    assert!(!removed_path.exists());
+    fs::remove_dir(&kept_path).unwrap();
+}
+
+#[test]
+fn as_ref_and_join_point_into_the_directory() {
+    let dir = IsolatedDir::new().unwrap();
+    let as_ref: &Path = dir.as_ref();
+    assert_eq!(as_ref, dir.path());
+    assert_eq!(dir.join("x"), dir.path().join("x"));
+}
+
+fn assert_names(err: &std::io::Error, path: &Path, hint: &str) {
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains(hint), "{msg}");
+}
+
+#[test]
+fn a_missing_base_is_an_error_naming_it() {
+    let scratch = IsolatedDir::new().unwrap();
+    let missing = scratch.join("missing");
+    let err = IsolatedDir::new_in(&missing).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_names(&err, &missing, "existing directory");
+}
+
+#[test]
+fn a_file_as_base_is_an_error_naming_it() {
+    let scratch = IsolatedDir::new().unwrap();
+    let file = scratch.join("file");
+    fs::write(&file, "x").unwrap();
+    let err = IsolatedDir::new_in(&file).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotADirectory);
+    assert_names(&err, &file, "existing directory");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_unwritable_base_is_an_error_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        eprintln!("skipped: root may create entries in any directory, whatever its mode");
+        return;
+    }
+    let scratch = IsolatedDir::new().unwrap();
+    let locked = scratch.join("locked");
+    fs::create_dir(&locked).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o500)).unwrap();
+    let err = IsolatedDir::new_in(&locked).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert_names(&err, &locked, "existing directory");
+}
+
+#[test]
+fn a_relative_base_gives_an_absolute_path() {
+    let scratch = IsolatedDir::new().unwrap();
+    fs::create_dir(scratch.join("sub")).unwrap();
+    let out = spawn_in("create", &[("ISOFIX_TMPDIR", "sub")], Some(scratch.path())).finish();
+    out.assert_success();
+    assert_eq!(out.path().parent(), Some(scratch.join("sub").as_path()));
+}
+
+#[test]
+fn isofix_tmpdir_chooses_the_base() {
+    let scratch = IsolatedDir::new().unwrap();
+    let out = spawn("create", &[("ISOFIX_TMPDIR", scratch.path())]).finish();
+    out.assert_success();
+    assert_eq!(out.path().parent(), Some(scratch.path()));
+    assert!(!out.path().exists());
+}
+
+#[test]
+fn an_empty_isofix_tmpdir_means_the_system_temp_dir() {
+    let scratch = IsolatedDir::new().unwrap();
+    let tmpdir = if cfg!(windows) { "TMP" } else { "TMPDIR" };
+    let envs = [("ISOFIX_TMPDIR", Path::new("")), (tmpdir, scratch.path())];
+    let out = spawn("create", &envs).finish();
+    out.assert_success();
+    assert_eq!(out.path().parent(), Some(scratch.path()));
+}
+
+#[test]
+fn a_bad_isofix_tmpdir_is_an_error_naming_it_and_the_variable() {
+    let scratch = IsolatedDir::new().unwrap();
+    let missing = scratch.join("missing");
+    let out = spawn("error", &[("ISOFIX_TMPDIR", &missing)]).finish();
+    out.assert_success();
+    let err = out.error();
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    assert!(err.contains("ISOFIX_TMPDIR"), "{err}");
+}

@@ -1,0 +1,128 @@
+//! The sweep: a process's first `IsolatedDir` removes the directories of processes that
+//! died without unwinding, and never those of live ones.
+//!
+//! Each test gives its children a private `TMPDIR` as well as `ISOFIX_TMPDIR`, so that
+//! they share a registry (under the system temp dir) with nobody else: no other test's
+//! sweep can remove a directory before this test looks at it.
+
+mod isolated_dir_support;
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+
+use isofix::IsolatedDir;
+use isolated_dir_support::{role, run_role, spawn, Child};
+
+/// Runs a role when this binary is started as a child by one of the tests below; does
+/// nothing in the test run itself.
+#[test]
+fn child_role() {
+    if let Some(role) = role() {
+        run_role(&role);
+    }
+}
+
+/// A temp dir and registry of its own for a test's children.
+struct World {
+    scratch: IsolatedDir,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            scratch: IsolatedDir::new().unwrap(),
+        }
+    }
+
+    fn spawn(&self, role: &str) -> Child {
+        let dir = self.scratch.path().as_os_str();
+        let tmpdir = if cfg!(windows) { "TMP" } else { "TMPDIR" };
+        let envs: [(&str, &OsStr); 2] = [("ISOFIX_TMPDIR", dir), (tmpdir, dir)];
+        spawn(role, &envs)
+    }
+
+    /// Starts a child that creates a directory and holds it; returns both.
+    fn hold(&self, role: &str) -> (Child, PathBuf) {
+        let mut child = self.spawn(role);
+        let path = child.read_path();
+        assert!(path.is_dir());
+        (child, path)
+    }
+
+    /// Runs a child that creates (and so sweeps) and drops a directory.
+    fn sweep(&self) {
+        let out = self.spawn("create").finish();
+        out.assert_success();
+        assert!(!out.path().exists(), "{out:?}");
+    }
+}
+
+#[test]
+fn a_killed_process_directory_goes_with_the_next_process_and_a_live_one_stays() {
+    let world = World::new();
+    let (dead, dead_dir) = world.hold("hold");
+    std::fs::write(dead_dir.join("file"), "x").unwrap();
+    let (live, live_dir) = world.hold("hold");
+    dead.kill();
+    assert!(dead_dir.is_dir(), "SIGKILL must leave the directory behind");
+
+    world.sweep();
+
+    assert!(
+        !dead_dir.exists(),
+        "the dead process's directory was not swept"
+    );
+    assert!(live_dir.is_dir(), "a live process's directory was swept");
+    live.finish().assert_success();
+    assert!(!live_dir.exists());
+}
+
+#[test]
+fn a_kept_directory_survives_its_process_and_the_sweep() {
+    let world = World::new();
+    let (child, kept) = world.hold("hold-kept");
+    child.kill();
+    world.sweep();
+    assert!(kept.is_dir());
+}
+
+#[test]
+fn concurrent_sweepers_remove_every_dead_directory() {
+    let world = World::new();
+    let held: Vec<(Child, PathBuf)> = (0..3).map(|_| world.hold("hold")).collect();
+    let mut dead = Vec::new();
+    for (child, path) in held {
+        child.kill();
+        dead.push(path);
+    }
+    let sweepers: Vec<Child> = (0..4).map(|_| world.spawn("create")).collect();
+    for sweeper in sweepers {
+        sweeper.finish().assert_success();
+    }
+    for path in dead {
+        assert!(!path.exists(), "{} was not swept", path.display());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_registry_keeps_only_the_last_process_entry() {
+    let world = World::new();
+    let (child, _) = world.hold("hold");
+    child.kill();
+    for _ in 0..3 {
+        world.sweep();
+    }
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let owners = world.scratch.join(format!("isofix-{uid}")).join("owners");
+    let mut entries: Vec<String> = std::fs::read_dir(&owners)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    entries.sort();
+    // The last sweeper exited without unwinding anything: its lock file and its (empty)
+    // record directory wait for the next sweep; everything older is gone.
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(format!("{}.lock", entries[0]), entries[1], "{entries:?}");
+}
