@@ -7,11 +7,16 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The real user id of this process (`getuid(2)`), which names the per-user state directory.
+/// The effective user id (`geteuid(2)`): the owner of everything this process creates,
+/// and so the one its private directories must belong to.
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The effective user id as text, which names the per-user state directory.
 pub(crate) fn user_tag() -> String {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
-    uid.to_string()
+    euid().to_string()
 }
 
 /// `mkdir(2)` with mode 0700 (before the umask, which can only remove bits).
@@ -20,11 +25,10 @@ pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Why an existing directory is not private to this user, or `None` when it is: it must be
-/// owned by the caller (`lstat(2)` uid equals `getuid(2)`) and closed to group and others.
+/// owned by the caller (`lstat(2)` uid equals `geteuid(2)`) and closed to group and others.
 pub(crate) fn not_private_reason(meta: &Metadata) -> Option<String> {
-    // SAFETY: as above.
-    let uid = unsafe { libc::getuid() };
-    if meta.uid() != uid {
+    if !owned_by_current_user(meta) {
+        let uid = euid();
         return Some(format!(
             "it is owned by uid {}, not by this user (uid {uid})",
             meta.uid()
@@ -53,8 +57,7 @@ pub(crate) fn make_owner_writable(path: &Path, meta: &Metadata) -> io::Result<()
 /// Whether the entry described by `meta` (from `lstat(2)`) belongs to this process's
 /// effective user (`geteuid(2)`), the one that owns what this process creates.
 pub(crate) fn owned_by_current_user(meta: &Metadata) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    meta.uid() == unsafe { libc::geteuid() }
+    meta.uid() == euid()
 }
 
 /// A path as bytes for storing in a file; Unix paths are byte strings, so every path fits.
