@@ -47,3 +47,10 @@ pub(crate) fn make_owner_writable(path: &Path, meta: &Metadata) -> io::Result<()
     perms.set_mode(mode | 0o700);
     std::fs::set_permissions(path, perms)
 }
+
+/// Whether `err` is `EAFNOSUPPORT`: `socket(2)` or `bind(2)` met an address family the
+/// kernel was built or booted without (typically IPv6 with `ipv6.disable=1`). std files it
+/// under `ErrorKind::Uncategorized`, so the raw code is the only way to tell.
+pub(crate) fn is_address_family_unsupported(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::EAFNOSUPPORT)
+}

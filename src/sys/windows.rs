@@ -30,3 +30,10 @@ pub(crate) fn make_owner_writable(path: &Path, meta: &Metadata) -> io::Result<()
     perms.set_readonly(false);
     std::fs::set_permissions(path, perms)
 }
+
+/// Whether `err` is `WSAEAFNOSUPPORT` (10047): `socket`/`bind` met an address family this
+/// host has no stack for. std files it under `ErrorKind::Uncategorized`.
+pub(crate) fn is_address_family_unsupported(err: &io::Error) -> bool {
+    const WSAEAFNOSUPPORT: i32 = 10047;
+    err.raw_os_error() == Some(WSAEAFNOSUPPORT)
+}
