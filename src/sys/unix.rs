@@ -69,3 +69,10 @@ pub(crate) fn path_to_bytes(path: &Path) -> Option<Vec<u8>> {
 pub(crate) fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
     Some(PathBuf::from(OsStr::from_bytes(&bytes)))
 }
+
+/// Whether `err` is `EAFNOSUPPORT`: `socket(2)` or `bind(2)` met an address family the
+/// kernel was built or booted without (typically IPv6 with `ipv6.disable=1`). std files it
+/// under `ErrorKind::Uncategorized`, so the raw code is the only way to tell.
+pub(crate) fn is_address_family_unsupported(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::EAFNOSUPPORT)
+}

@@ -46,3 +46,10 @@ pub(crate) fn path_to_bytes(path: &Path) -> Option<Vec<u8>> {
 pub(crate) fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
     String::from_utf8(bytes).ok().map(PathBuf::from)
 }
+
+/// Whether `err` is `WSAEAFNOSUPPORT` (10047): `socket`/`bind` met an address family this
+/// host has no stack for. std files it under `ErrorKind::Uncategorized`.
+pub(crate) fn is_address_family_unsupported(err: &io::Error) -> bool {
+    const WSAEAFNOSUPPORT: i32 = 10047;
+    err.raw_os_error() == Some(WSAEAFNOSUPPORT)
+}
