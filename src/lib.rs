@@ -23,3 +23,12 @@ pub use isofix_macros::serial_group;
 pub mod __private {
     pub use crate::serial::private::*;
 }
+
+/// The guides in `docs/`, compiled and run as doc tests so their examples stay true.
+#[cfg(doctest)]
+mod guides {
+    #[doc = include_str!("../docs/ports.md")]
+    struct Ports;
+    #[doc = include_str!("../docs/dirs.md")]
+    struct Dirs;
+}
