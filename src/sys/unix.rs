@@ -47,3 +47,9 @@ pub(crate) fn make_owner_writable(path: &Path, meta: &Metadata) -> io::Result<()
     perms.set_mode(mode | 0o700);
     std::fs::set_permissions(path, perms)
 }
+
+/// Writes all of `buf` at `offset` without moving the file position (`pwrite(2)`), in one
+/// call for the short records isofix writes.
+pub(crate) fn write_at(file: &std::fs::File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}

@@ -30,3 +30,17 @@ pub(crate) fn make_owner_writable(path: &Path, meta: &Metadata) -> io::Result<()
     perms.set_readonly(false);
     std::fs::set_permissions(path, perms)
 }
+
+/// Writes all of `buf` at `offset` (`WriteFile` with an `OVERLAPPED` offset).
+pub(crate) fn write_at(file: &std::fs::File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = file.seek_write(buf, offset)?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero));
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
