@@ -12,6 +12,7 @@
 //! queued request would have got in too.
 
 use std::io;
+use std::sync::Arc;
 
 use super::diag::{Holder, RecordFile};
 use super::held::{Held, Mode, PooledFile, DIR_VAR};
@@ -21,7 +22,7 @@ use crate::common::error::wrap;
 use crate::common::file_lock::{self, LockMode};
 use crate::sys;
 
-fn failed(e: io::Error, files: &GroupFiles, mode: Mode) -> io::Error {
+fn failed(e: io::Error, files: &Arc<GroupFiles>, mode: Mode) -> io::Error {
     wrap(
         e,
         format_args!(
@@ -36,28 +37,32 @@ fn failed(e: io::Error, files: &GroupFiles, mode: Mode) -> io::Error {
 
 /// Takes the group if that is possible at once.
 pub(crate) fn try_acquire(
-    files: &GroupFiles,
+    files: &Arc<GroupFiles>,
     mode: Mode,
     holder: &Holder,
 ) -> io::Result<Option<Held>> {
     try_acquire_inner(files, mode, holder).map_err(|e| failed(e, files, mode))
 }
 
-fn try_acquire_inner(files: &GroupFiles, mode: Mode, holder: &Holder) -> io::Result<Option<Held>> {
+fn try_acquire_inner(
+    files: &Arc<GroupFiles>,
+    mode: Mode,
+    holder: &Holder,
+) -> io::Result<Option<Held>> {
     if mode == Mode::Exclusive {
-        let mut main = PooledFile::open(files.main())?;
+        let mut main = PooledFile::open(files.main(), files.main_key())?;
         if !file_lock::try_lock(main.file(), LockMode::Exclusive)? {
             return Ok(None);
         }
         main.set_locked();
         return finish(files, mode, holder, main, None).map(Some);
     }
-    let mut gate = PooledFile::open(files.gate())?;
+    let mut gate = PooledFile::open(files.gate(), files.gate_key())?;
     if !file_lock::try_lock(gate.file(), LockMode::Exclusive)? {
         return Ok(None);
     }
     gate.set_locked();
-    let mut main = PooledFile::open(files.main())?;
+    let mut main = PooledFile::open(files.main(), files.main_key())?;
     if !file_lock::try_lock(main.file(), LockMode::Shared)? {
         return Ok(None);
     }
@@ -75,18 +80,22 @@ fn try_acquire_inner(files: &GroupFiles, mode: Mode, holder: &Holder) -> io::Res
 
 /// Takes the group, blocking in the kernel for as long as that takes.
 pub(crate) fn acquire_blocking(
-    files: &GroupFiles,
+    files: &Arc<GroupFiles>,
     mode: Mode,
     holder: &Holder,
 ) -> io::Result<Held> {
     acquire_blocking_inner(files, mode, holder).map_err(|e| failed(e, files, mode))
 }
 
-fn acquire_blocking_inner(files: &GroupFiles, mode: Mode, holder: &Holder) -> io::Result<Held> {
-    let mut gate = PooledFile::open(files.gate())?;
+fn acquire_blocking_inner(
+    files: &Arc<GroupFiles>,
+    mode: Mode,
+    holder: &Holder,
+) -> io::Result<Held> {
+    let mut gate = PooledFile::open(files.gate(), files.gate_key())?;
     file_lock::lock(gate.file(), LockMode::Exclusive)?;
     gate.set_locked();
-    let mut main = PooledFile::open(files.main())?;
+    let mut main = PooledFile::open(files.main(), files.main_key())?;
     let main_mode = match mode {
         Mode::Exclusive => LockMode::Exclusive,
         Mode::Shared | Mode::Limited(_) => LockMode::Shared,
@@ -103,7 +112,7 @@ fn acquire_blocking_inner(files: &GroupFiles, mode: Mode, holder: &Holder) -> io
 
 /// Leaves the holder's record and wraps up the locked files.
 fn finish(
-    files: &GroupFiles,
+    files: &Arc<GroupFiles>,
     mode: Mode,
     holder: &Holder,
     main: PooledFile,
@@ -124,5 +133,5 @@ fn finish(
             None,
         ),
     };
-    Ok(Held::new(files.clone(), mode, main, slot, record))
+    Ok(Held::new(Arc::clone(files), mode, main, slot, record))
 }

@@ -1,9 +1,10 @@
 //! [`SerialBuilder`]: the rarer options of a [`SerialGuard`].
 
+use std::ffi::OsString;
 use std::future::Future;
 use std::io::{self, ErrorKind};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::acquire::{acquire_blocking, try_acquire};
@@ -43,7 +44,7 @@ pub struct SerialBuilder {
 
 /// What an acquisition needs once its options are checked.
 struct Plan {
-    targets: Vec<GroupFiles>,
+    targets: Vec<Arc<GroupFiles>>,
     groups: Vec<String>,
     mode: Mode,
     holder: Holder,
@@ -203,14 +204,14 @@ impl SerialBuilder {
                 ensure_private_dir_cached(&dir, DIR_VAR)?;
                 dir
             }
-            None => state_dir(DIR_VAR, "locks")?,
+            None => default_lock_dir()?,
         };
         let mut groups = self.groups;
         groups.sort_unstable();
         groups.dedup();
         let targets = groups
             .iter()
-            .map(|g| GroupFiles::new(&dir, g))
+            .map(|g| GroupFiles::get(&dir, g))
             .collect::<io::Result<_>>()?;
         Ok(Plan {
             targets,
@@ -282,7 +283,7 @@ impl SerialBuilder {
             for files in &plan.targets {
                 let got = match try_acquire(files, plan.mode, &plan.holder)? {
                     Some(got) => got,
-                    None => pending::start(files.clone(), plan.wait(&mut wait)?)?.await?,
+                    None => pending::start(Arc::clone(files), plan.wait(&mut wait)?)?.await?,
                 };
                 held.push(Arc::new(got));
             }
@@ -291,12 +292,30 @@ impl SerialBuilder {
     }
 }
 
+/// `ISOFIX_LOCK_DIR`, else `<temp dir>/isofix-<uid>/locks`, resolved and checked once per
+/// value of the variables that choose it: resolving asks the system for the user id, on
+/// every acquisition's path otherwise.
+fn default_lock_dir() -> io::Result<PathBuf> {
+    type Key = (Option<OsString>, Option<OsString>);
+    static CACHE: Mutex<Option<(Key, PathBuf)>> = Mutex::new(None);
+    let key = (std::env::var_os(DIR_VAR), std::env::var_os("TMPDIR"));
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((cached, dir)) = &*cache {
+        if *cached == key {
+            return Ok(dir.clone());
+        }
+    }
+    let dir = state_dir(DIR_VAR, "locks")?;
+    *cache = Some((key, dir.clone()));
+    Ok(dir)
+}
+
 /// Waits for one group on the calling thread. Without a timeout it blocks right here in
 /// the kernel, which hands the lock over fastest; with one, a helper thread blocks instead
 /// so that the caller can stop waiting.
-fn wait_blocking(files: &GroupFiles, wait: Arc<Wait>) -> io::Result<Held> {
+fn wait_blocking(files: &Arc<GroupFiles>, wait: Arc<Wait>) -> io::Result<Held> {
     if wait.timeout().is_some() {
-        return pending::start(files.clone(), wait)?.wait();
+        return pending::start(Arc::clone(files), wait)?.wait();
     }
     let _watching = watchdog::watch(&wait, files, None)?;
     acquire_blocking(files, wait.mode, &wait.holder)

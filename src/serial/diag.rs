@@ -12,6 +12,7 @@ use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::name::GroupFiles;
@@ -49,6 +50,12 @@ pub(crate) fn warn_after() -> io::Result<Duration> {
     Ok(env_secs(WARN_VAR)?.unwrap_or(DEFAULT_WARN))
 }
 
+/// This process's id (`getpid(2)`, asked once: it is on every acquisition's path).
+pub(crate) fn pid() -> u32 {
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
 /// Who is asking for (or holding) a group: this process and the test it runs.
 #[derive(Clone, Debug)]
 pub(crate) struct Holder {
@@ -61,13 +68,13 @@ impl Holder {
     /// names of their own.
     pub(crate) fn current() -> Self {
         Self {
-            pid: std::process::id(),
+            pid: pid(),
             test: test_name::current(),
         }
     }
 
-    /// One line: `pid=<pid> since=<unix ms> mode=<mode> test=<name>`; the test name goes
-    /// last because it may contain spaces.
+    /// One line: `pid=<pid> since=<unix ms> mode=<mode> test=<name>`; `mode` has no
+    /// spaces, and the test name goes last because it may contain some.
     pub(crate) fn record(&self, mode: &str) -> String {
         let since = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -138,15 +145,11 @@ impl RecordFile {
     /// reader never sees an unlocked record of a live holder.
     pub(crate) fn create(files: &GroupFiles, record: &str) -> io::Result<Self> {
         let dir = files.holders();
-        match fs::create_dir(&dir) {
+        match sys::create_private_dir(&dir) {
             Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(e),
             _ => {}
         }
-        let name = format!(
-            "{}-{}",
-            std::process::id(),
-            RECORD_SEQ.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("{}-{}", pid(), RECORD_SEQ.fetch_add(1, Ordering::Relaxed));
         let tmp = dir.join(format!("{name}.tmp"));
         let path = dir.join(name);
         let file = File::create(&tmp)?;

@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::ThreadId;
 
 use super::diag::RecordFile;
-use super::name::GroupFiles;
+use super::name::{FileKey, GroupFiles};
 use crate::common::error::error;
 use crate::common::file_lock;
 use crate::common::private_dir::{ensure_private_dir_cached, forget_checked};
@@ -46,7 +46,7 @@ impl Mode {
 }
 
 /// Unlocked open lock files, by path, ready for the next holder.
-static POOL: LazyLock<Mutex<HashMap<PathBuf, Vec<File>>>> = LazyLock::new(Default::default);
+static POOL: LazyLock<Mutex<HashMap<FileKey, Vec<File>>>> = LazyLock::new(Default::default);
 /// Files kept per path: more than the holders one process usually has at once.
 const POOL_MAX: usize = 8;
 
@@ -59,24 +59,22 @@ fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A lock file taken from the pool (or opened); goes back to the pool when dropped,
 /// unlocked first if it was locked.
 pub(crate) struct PooledFile {
-    path: PathBuf,
+    key: FileKey,
     file: Option<File>,
     locked: bool,
 }
 
 impl PooledFile {
-    /// Takes an unlocked open file for `path`, opening (and creating) it if the pool has
-    /// none (`open(2)` with `O_RDWR | O_CREAT`).
-    pub(crate) fn open(path: PathBuf) -> io::Result<Self> {
-        let pooled = lock_ignoring_poison(&POOL)
-            .get_mut(&path)
-            .and_then(Vec::pop);
+    /// Takes an unlocked open file for `path` (pooled as `key`), opening (and creating) it
+    /// if the pool has none (`open(2)` with `O_RDWR | O_CREAT`).
+    pub(crate) fn open(path: &Path, key: FileKey) -> io::Result<Self> {
+        let pooled = lock_ignoring_poison(&POOL).get_mut(&key).and_then(Vec::pop);
         let file = match pooled {
             Some(file) => file,
-            None => open_lock_file(&path)?,
+            None => open_lock_file(path)?,
         };
         Ok(Self {
-            path,
+            key,
             file: Some(file),
             locked: false,
         })
@@ -84,10 +82,6 @@ impl PooledFile {
 
     pub(crate) fn file(&self) -> &File {
         self.file.as_ref().expect("present until drop")
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Notes that the file is now locked, so that dropping it unlocks it.
@@ -112,7 +106,7 @@ impl Drop for PooledFile {
         self.unlock();
         if let Some(file) = self.file.take() {
             let mut pool = lock_ignoring_poison(&POOL);
-            let files = pool.entry(std::mem::take(&mut self.path)).or_default();
+            let files = pool.entry(self.key).or_default();
             if files.len() < POOL_MAX {
                 files.push(file);
             }
@@ -144,19 +138,19 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
 
 /// One group held in one mode: what a [`SerialGuard`](super::SerialGuard) keeps alive.
 pub(crate) struct Held {
-    pub(crate) files: GroupFiles,
+    pub(crate) files: Arc<GroupFiles>,
     pub(crate) mode: Mode,
     /// The thread whose registry entry this is, if any.
     owner: Option<ThreadId>,
     _record: Option<RecordFile>,
     _slot: Option<PooledFile>,
     // Declared last: released after the record and the slot.
-    main: PooledFile,
+    _main: PooledFile,
 }
 
 impl Held {
     pub(crate) fn new(
-        files: GroupFiles,
+        files: Arc<GroupFiles>,
         mode: Mode,
         main: PooledFile,
         slot: Option<PooledFile>,
@@ -168,7 +162,7 @@ impl Held {
             owner: None,
             _record: record,
             _slot: slot,
-            main,
+            _main: main,
         }
     }
 }
@@ -186,12 +180,12 @@ impl fmt::Debug for Held {
         f.debug_struct("Held")
             .field("group", &self.files.group)
             .field("mode", &self.mode)
-            .field("lock_file", &self.main.path())
+            .field("lock_file", &self.files.main())
             .finish()
     }
 }
 
-type Key = (ThreadId, PathBuf);
+type Key = (ThreadId, u128);
 
 /// What each thread holds: weak, so that the last guard's drop releases the lock.
 static REGISTRY: LazyLock<Mutex<HashMap<Key, Weak<Held>>>> = LazyLock::new(Default::default);
@@ -203,7 +197,7 @@ pub(crate) fn reentrant(
     files: &GroupFiles,
     mode: Mode,
 ) -> io::Result<Option<Arc<Held>>> {
-    let key = (thread, files.main());
+    let key = (thread, files.key());
     let mut registry = lock_ignoring_poison(&REGISTRY);
     let Some(held) = registry.get(&key).and_then(Weak::upgrade) else {
         registry.remove(&key);
@@ -229,14 +223,14 @@ pub(crate) fn reentrant(
 pub(crate) fn register(thread: ThreadId, mut held: Held) -> Arc<Held> {
     held.owner = Some(thread);
     let held = Arc::new(held);
-    let key = (thread, held.files.main());
+    let key = (thread, held.files.key());
     lock_ignoring_poison(&REGISTRY).insert(key, Arc::downgrade(&held));
     held
 }
 
 /// Forgets registrations whose guards are gone (called as a thread's last guard drops).
 fn forget_released(thread: ThreadId, files: &GroupFiles) {
-    let key = (thread, files.main());
+    let key = (thread, files.key());
     let mut registry = lock_ignoring_poison(&REGISTRY);
     if registry.get(&key).is_some_and(|w| w.strong_count() == 0) {
         registry.remove(&key);

@@ -7,8 +7,11 @@
 //! distinct names share a file only if their 128-bit hashes collide, which for the few
 //! thousand groups a test suite names has a probability far below 2^-100.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::common::error::error;
 use crate::common::test_name::slug;
@@ -41,49 +44,110 @@ pub(crate) fn file_stem(group: &str) -> io::Result<String> {
     Ok(format!("{stem}-{:032x}", fnv1a_128(group.as_bytes())))
 }
 
-/// The files of one group in one lock directory.
-#[derive(Clone, Debug)]
+/// Which file of a group, as a pool key: the lock, the gate, or slot `i` (`2 + i`).
+pub(crate) type FileKey = (u128, usize);
+
+/// The files of one group in one lock directory, with the paths used on every acquisition
+/// computed once (see [`GroupFiles::get`]).
+#[derive(Debug)]
 pub(crate) struct GroupFiles {
     /// The group's name as the caller gave it.
     pub(crate) group: String,
     /// `<lock dir>/<stem>`; every file of the group is this plus an extension.
     stem: PathBuf,
+    main: PathBuf,
+    gate: PathBuf,
+    /// FNV-1a 128 of the lock file's path: names this group in this directory inside the
+    /// process (pools, nesting registry) without hashing paths each time.
+    key: u128,
+}
+
+/// Entries kept per thread before the cache starts over.
+const CACHE_MAX: usize = 256;
+
+thread_local! {
+    static CACHE: RefCell<HashMap<String, Vec<Arc<GroupFiles>>>> = RefCell::new(HashMap::new());
 }
 
 impl GroupFiles {
-    pub(crate) fn new(dir: &Path, group: &str) -> io::Result<Self> {
+    fn new(dir: &Path, group: &str) -> io::Result<Self> {
+        let stem = dir.join(file_stem(group)?);
+        let main = with_ext(&stem, ".lock");
+        let key = fnv1a_128(main.as_os_str().as_encoded_bytes());
         Ok(Self {
             group: group.to_owned(),
-            stem: dir.join(file_stem(group)?),
+            gate: with_ext(&stem, ".gate"),
+            main,
+            stem,
+            key,
         })
     }
 
-    fn with_ext(&self, ext: &str) -> PathBuf {
-        let mut path = self.stem.clone().into_os_string();
-        path.push(ext);
-        PathBuf::from(path)
+    /// The files of `group` in `dir`, from a per-thread cache.
+    pub(crate) fn get(dir: &Path, group: &str) -> io::Result<Arc<Self>> {
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some(found) = cache
+                .get(group)
+                .and_then(|list| list.iter().find(|f| f.stem.parent() == Some(dir)))
+            {
+                return Ok(Arc::clone(found));
+            }
+            let made = Arc::new(Self::new(dir, group)?);
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache
+                .entry(group.to_owned())
+                .or_default()
+                .push(Arc::clone(&made));
+            Ok(made)
+        })
     }
 
     /// The lock proper: exclusive holders lock it exclusively, all others shared.
-    pub(crate) fn main(&self) -> PathBuf {
-        self.with_ext(".lock")
+    pub(crate) fn main(&self) -> &Path {
+        &self.main
     }
 
     /// The queue: every request that has to wait holds it while it waits, so that a waiting
     /// exclusive request keeps new shared holders out.
-    pub(crate) fn gate(&self) -> PathBuf {
-        self.with_ext(".gate")
+    pub(crate) fn gate(&self) -> &Path {
+        &self.gate
     }
 
     /// Slot `i` of a group limited to N holders.
     pub(crate) fn slot(&self, i: usize) -> PathBuf {
-        self.with_ext(&format!(".slot{i}"))
+        with_ext(&self.stem, &format!(".slot{i}"))
     }
 
     /// Where shared and limited holders leave their diagnostic records.
     pub(crate) fn holders(&self) -> PathBuf {
-        self.with_ext(".holders")
+        with_ext(&self.stem, ".holders")
     }
+
+    pub(crate) fn main_key(&self) -> FileKey {
+        (self.key, 0)
+    }
+
+    pub(crate) fn gate_key(&self) -> FileKey {
+        (self.key, 1)
+    }
+
+    pub(crate) fn slot_key(&self, i: usize) -> FileKey {
+        (self.key, 2 + i)
+    }
+
+    /// Names the group in this directory within the process.
+    pub(crate) fn key(&self) -> u128 {
+        self.key
+    }
+}
+
+fn with_ext(stem: &Path, ext: &str) -> PathBuf {
+    let mut path = stem.as_os_str().to_owned();
+    path.push(ext);
+    PathBuf::from(path)
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ impl Pending {
 }
 
 /// Starts waiting for `files` on a helper thread, under the watchdog's deadlines.
-pub(crate) fn start(files: GroupFiles, wait: Arc<Wait>) -> io::Result<Waiting> {
+pub(crate) fn start(files: Arc<GroupFiles>, wait: Arc<Wait>) -> io::Result<Waiting> {
     let pending = Arc::new(Pending::default());
     let watching = watchdog::watch(&wait, &files, Some(Arc::clone(&pending)))?;
     let waiting = Waiting {

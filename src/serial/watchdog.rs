@@ -89,7 +89,7 @@ impl Wait {
 struct Watch {
     id: u64,
     wait: Arc<Wait>,
-    files: GroupFiles,
+    files: Arc<GroupFiles>,
     pending: Option<Arc<Pending>>,
 }
 
@@ -110,6 +110,8 @@ struct State {
     watches: Vec<Watch>,
     next_id: u64,
     running: bool,
+    /// When the watchdog wakes next on its own (`None`: only when notified).
+    sleeping_until: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -131,7 +133,7 @@ fn state() -> MutexGuard<'static, State> {
 /// request's timeout (if any) fails it; without, only the warning applies.
 pub(crate) fn watch(
     wait: &Arc<Wait>,
-    files: &GroupFiles,
+    files: &Arc<GroupFiles>,
     pending: Option<Arc<Pending>>,
 ) -> io::Result<Watching> {
     let mut state = state();
@@ -150,14 +152,30 @@ pub(crate) fn watch(
     }
     let id = state.next_id;
     state.next_id += 1;
-    state.watches.push(Watch {
+    let watch = Watch {
         id,
         wait: Arc::clone(wait),
-        files: files.clone(),
+        files: Arc::clone(files),
         pending,
-    });
+    };
+    let due = [watch.warn_at(), watch.timeout_at()]
+        .into_iter()
+        .flatten()
+        .min();
+    // Waking the watchdog costs a context switch; only an earlier deadline needs it.
+    let earlier = match (due, state.sleeping_until) {
+        (Some(due), Some(until)) => due < until,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    state.watches.push(watch);
+    if earlier {
+        state.sleeping_until = due;
+    }
     drop(state);
-    WATCHDOG.wake.notify_one();
+    if earlier {
+        WATCHDOG.wake.notify_one();
+    }
     Ok(Watching { id })
 }
 
@@ -173,8 +191,8 @@ impl Drop for Watching {
 }
 
 enum Due {
-    Warn(Arc<Wait>, GroupFiles),
-    TimeOut(Arc<Wait>, GroupFiles, Arc<Pending>),
+    Warn(Arc<Wait>, Arc<GroupFiles>),
+    TimeOut(Arc<Wait>, Arc<GroupFiles>, Arc<Pending>),
 }
 
 fn run() {
@@ -188,7 +206,11 @@ fn run() {
                 if let Some(at) = w.timeout_at() {
                     if at <= now {
                         let pending = Arc::clone(w.pending.as_ref().expect("timeout_at"));
-                        due.push(Due::TimeOut(Arc::clone(&w.wait), w.files.clone(), pending));
+                        due.push(Due::TimeOut(
+                            Arc::clone(&w.wait),
+                            Arc::clone(&w.files),
+                            pending,
+                        ));
                         return false;
                     }
                     next = Some(next.map_or(at, |n| n.min(at)));
@@ -196,7 +218,7 @@ fn run() {
                 if let Some(at) = w.warn_at() {
                     if at <= now {
                         if !w.wait.warned.swap(true, Ordering::Relaxed) {
-                            due.push(Due::Warn(Arc::clone(&w.wait), w.files.clone()));
+                            due.push(Due::Warn(Arc::clone(&w.wait), Arc::clone(&w.files)));
                         }
                     } else {
                         next = Some(next.map_or(at, |n| n.min(at)));
@@ -207,6 +229,7 @@ fn run() {
             if !due.is_empty() {
                 break;
             }
+            state.sleeping_until = next;
             state = match next {
                 None => WATCHDOG
                     .wake
