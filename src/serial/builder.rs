@@ -119,7 +119,8 @@ impl SerialBuilder {
     /// Lets at most `n` holders (machine-wide, all processes of this user) have each group
     /// at once. Limited holders share the group as [`shared`](Self::shared) ones do, so an
     /// exclusive holder still excludes them all. Use the same `n` for a group everywhere.
-    /// `n == 0` fails at acquisition.
+    /// `n == 0` fails at acquisition. Requests that find all `n` busy queue in the kernel;
+    /// only the first of them looks for a free slot, every 0.5 to 10 ms.
     ///
     /// ```
     /// # fn main() -> std::io::Result<()> {
