@@ -76,3 +76,9 @@ pub(crate) fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
 pub(crate) fn is_address_family_unsupported(err: &io::Error) -> bool {
     err.raw_os_error() == Some(libc::EAFNOSUPPORT)
 }
+
+/// Writes all of `buf` at `offset` without moving the file position (`pwrite(2)`), in one
+/// call for the short records isofix writes.
+pub(crate) fn write_at(file: &std::fs::File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}

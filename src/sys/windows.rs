@@ -53,3 +53,17 @@ pub(crate) fn is_address_family_unsupported(err: &io::Error) -> bool {
     const WSAEAFNOSUPPORT: i32 = 10047;
     err.raw_os_error() == Some(WSAEAFNOSUPPORT)
 }
+
+/// Writes all of `buf` at `offset` (`WriteFile` with an `OVERLAPPED` offset).
+pub(crate) fn write_at(file: &std::fs::File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = file.seek_write(buf, offset)?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero));
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}

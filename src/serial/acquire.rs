@@ -1,0 +1,137 @@
+//! The locking protocol of one group, over plain `flock`s the kernel releases when the
+//! holder dies.
+//!
+//! - exclusive: lock `<group>.lock` exclusively;
+//! - shared: under `<group>.gate`, lock `<group>.lock` shared;
+//! - limited to N: under `<group>.gate`, lock `<group>.lock` shared and one of N slots.
+//!
+//! A request that has to wait does so holding the gate (exclusively, released as soon as
+//! it has the lock). A waiting exclusive request therefore keeps every new shared or
+//! limited request out, and a stream of them cannot starve it. An uncontended exclusive
+//! request skips the gate: it can only get in when nobody holds the lock, which is when a
+//! queued request would have got in too.
+
+use std::io;
+use std::sync::Arc;
+
+use super::diag::{Holder, RecordFile};
+use super::held::{Held, Mode, PooledFile, DIR_VAR};
+use super::name::GroupFiles;
+use super::slots;
+use crate::common::error::wrap;
+use crate::common::file_lock::{self, LockMode};
+use crate::sys;
+
+fn failed(e: io::Error, files: &Arc<GroupFiles>, mode: Mode) -> io::Error {
+    wrap(
+        e,
+        format_args!(
+            "acquire serial group {:?} {} (lock file {})",
+            files.group,
+            mode.describe(),
+            files.main().display()
+        ),
+        format_args!("check that the lock directory is writable, or set {DIR_VAR}"),
+    )
+}
+
+/// Takes the group if that is possible at once.
+pub(crate) fn try_acquire(
+    files: &Arc<GroupFiles>,
+    mode: Mode,
+    holder: &Holder,
+) -> io::Result<Option<Held>> {
+    try_acquire_inner(files, mode, holder).map_err(|e| failed(e, files, mode))
+}
+
+fn try_acquire_inner(
+    files: &Arc<GroupFiles>,
+    mode: Mode,
+    holder: &Holder,
+) -> io::Result<Option<Held>> {
+    if mode == Mode::Exclusive {
+        let mut main = PooledFile::open(files.main(), files.main_key())?;
+        if !file_lock::try_lock(main.file(), LockMode::Exclusive)? {
+            return Ok(None);
+        }
+        main.set_locked();
+        return finish(files, mode, holder, main, None).map(Some);
+    }
+    let mut gate = PooledFile::open(files.gate(), files.gate_key())?;
+    if !file_lock::try_lock(gate.file(), LockMode::Exclusive)? {
+        return Ok(None);
+    }
+    gate.set_locked();
+    let mut main = PooledFile::open(files.main(), files.main_key())?;
+    if !file_lock::try_lock(main.file(), LockMode::Shared)? {
+        return Ok(None);
+    }
+    main.set_locked();
+    let slot = match mode {
+        Mode::Limited(n) => match slots::try_take(files, n)? {
+            Some(slot) => Some(slot),
+            None => return Ok(None),
+        },
+        _ => None,
+    };
+    drop(gate);
+    finish(files, mode, holder, main, slot).map(Some)
+}
+
+/// Takes the group, blocking in the kernel for as long as that takes.
+pub(crate) fn acquire_blocking(
+    files: &Arc<GroupFiles>,
+    mode: Mode,
+    holder: &Holder,
+) -> io::Result<Held> {
+    acquire_blocking_inner(files, mode, holder).map_err(|e| failed(e, files, mode))
+}
+
+fn acquire_blocking_inner(
+    files: &Arc<GroupFiles>,
+    mode: Mode,
+    holder: &Holder,
+) -> io::Result<Held> {
+    let mut gate = PooledFile::open(files.gate(), files.gate_key())?;
+    file_lock::lock(gate.file(), LockMode::Exclusive)?;
+    gate.set_locked();
+    let mut main = PooledFile::open(files.main(), files.main_key())?;
+    let main_mode = match mode {
+        Mode::Exclusive => LockMode::Exclusive,
+        Mode::Shared | Mode::Limited(_) => LockMode::Shared,
+    };
+    file_lock::lock(main.file(), main_mode)?;
+    main.set_locked();
+    let slot = match mode {
+        Mode::Limited(n) => Some(slots::take(files, n)?),
+        _ => None,
+    };
+    drop(gate);
+    finish(files, mode, holder, main, slot)
+}
+
+/// Leaves the holder's record and wraps up the locked files.
+fn finish(
+    files: &Arc<GroupFiles>,
+    mode: Mode,
+    holder: &Holder,
+    main: PooledFile,
+    slot: Option<(usize, PooledFile)>,
+) -> io::Result<Held> {
+    let (record, slot) = match (mode, slot) {
+        (Mode::Exclusive, _) => {
+            // Nobody else writes the lock file while it is held exclusively.
+            sys::write_at(main.file(), holder.record("exclusive").as_bytes(), 0)?;
+            (None, None)
+        }
+        (Mode::Limited(n), Some((i, slot))) => {
+            let text = holder.record(&format!("slot-{}/{n}", i + 1));
+            (Some(RecordFile::create(files, &text)?), Some(slot))
+        }
+        _ => (
+            Some(RecordFile::create(files, &holder.record("shared"))?),
+            None,
+        ),
+    };
+    Ok(Held::new(Arc::clone(files), mode, main, slot, record))
+}

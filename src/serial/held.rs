@@ -1,0 +1,238 @@
+//! One group held by this process: its locked files, its record, and the per-thread
+//! registry that lets a thread take a group it already holds.
+//!
+//! Lock files are kept open between uses, one pool per path, because opening a file costs
+//! more than locking it. A `flock` belongs to the open file description, so a pooled file
+//! is handed to one holder at a time and only ever returned unlocked: two threads of this
+//! process never share a description and so still exclude each other.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, ErrorKind};
+use std::path::Path;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::ThreadId;
+
+use super::diag::RecordFile;
+use super::name::{FileKey, GroupFiles};
+use crate::common::error::error;
+use crate::common::file_lock;
+use crate::common::private_dir::{ensure_private_dir_cached, forget_checked};
+
+/// The environment variable that moves the lock directory, named in hints.
+pub(crate) const DIR_VAR: &str = "ISOFIX_LOCK_DIR";
+
+/// How a group is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Alone.
+    Exclusive,
+    /// With any number of other shared holders.
+    Shared,
+    /// With at most this many other limited holders.
+    Limited(usize),
+}
+
+impl Mode {
+    /// How messages name the mode.
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Mode::Exclusive => "exclusively".to_owned(),
+            Mode::Shared => "shared".to_owned(),
+            Mode::Limited(n) => format!("as one of at most {n} holders"),
+        }
+    }
+}
+
+/// Unlocked open lock files, by path, ready for the next holder.
+static POOL: LazyLock<Mutex<HashMap<FileKey, Vec<File>>>> = LazyLock::new(Default::default);
+/// Files kept per path: more than the holders one process usually has at once.
+const POOL_MAX: usize = 8;
+
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section below leaves its map consistent, so a panic elsewhere
+    // poisons nothing that matters.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A lock file taken from the pool (or opened); goes back to the pool when dropped,
+/// unlocked first if it was locked.
+pub(crate) struct PooledFile {
+    key: FileKey,
+    file: Option<File>,
+    locked: bool,
+}
+
+impl PooledFile {
+    /// Takes an unlocked open file for `path` (pooled as `key`), opening (and creating) it
+    /// if the pool has none (`open(2)` with `O_RDWR | O_CREAT`).
+    pub(crate) fn open(path: &Path, key: FileKey) -> io::Result<Self> {
+        let pooled = lock_ignoring_poison(&POOL).get_mut(&key).and_then(Vec::pop);
+        let file = match pooled {
+            Some(file) => file,
+            None => open_lock_file(path)?,
+        };
+        Ok(Self {
+            key,
+            file: Some(file),
+            locked: false,
+        })
+    }
+
+    pub(crate) fn file(&self) -> &File {
+        self.file.as_ref().expect("present until drop")
+    }
+
+    /// Notes that the file is now locked, so that dropping it unlocks it.
+    pub(crate) fn set_locked(&mut self) {
+        self.locked = true;
+    }
+
+    /// Unlocks the file now (`flock(LOCK_UN)`).
+    pub(crate) fn unlock(&mut self) {
+        if self.locked {
+            self.locked = false;
+            if file_lock::unlock(self.file()).is_err() {
+                // Closing releases the lock for certain; don't pool a file in doubt.
+                self.file = None;
+            }
+        }
+    }
+}
+
+impl Drop for PooledFile {
+    fn drop(&mut self) {
+        self.unlock();
+        if let Some(file) = self.file.take() {
+            let mut pool = lock_ignoring_poison(&POOL);
+            let files = pool.entry(self.key).or_default();
+            if files.len() < POOL_MAX {
+                files.push(file);
+            }
+        }
+    }
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    let open = || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    };
+    match open() {
+        // The lock directory was removed since it was checked: make it again.
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                forget_checked(dir);
+                ensure_private_dir_cached(dir, DIR_VAR)?;
+            }
+            open()
+        }
+        other => other,
+    }
+}
+
+/// One group held in one mode: what a [`SerialGuard`](super::SerialGuard) keeps alive.
+pub(crate) struct Held {
+    pub(crate) files: Arc<GroupFiles>,
+    pub(crate) mode: Mode,
+    /// The thread whose registry entry this is, if any.
+    owner: Option<ThreadId>,
+    _record: Option<RecordFile>,
+    _slot: Option<PooledFile>,
+    // Declared last: released after the record and the slot.
+    _main: PooledFile,
+}
+
+impl Held {
+    pub(crate) fn new(
+        files: Arc<GroupFiles>,
+        mode: Mode,
+        main: PooledFile,
+        slot: Option<PooledFile>,
+        record: Option<RecordFile>,
+    ) -> Self {
+        Self {
+            files,
+            mode,
+            owner: None,
+            _record: record,
+            _slot: slot,
+            _main: main,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(thread) = self.owner {
+            forget_released(thread, &self.files);
+        }
+    }
+}
+
+impl fmt::Debug for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Held")
+            .field("group", &self.files.group)
+            .field("mode", &self.mode)
+            .field("lock_file", &self.files.main())
+            .finish()
+    }
+}
+
+type Key = (ThreadId, u128);
+
+/// What each thread holds: weak, so that the last guard's drop releases the lock.
+static REGISTRY: LazyLock<Mutex<HashMap<Key, Weak<Held>>>> = LazyLock::new(Default::default);
+
+/// The guard registered by the calling thread for `files`, if it is still held, cloned
+/// (counted); an error if `mode` would need more than the thread holds.
+pub(crate) fn reentrant(
+    thread: ThreadId,
+    files: &GroupFiles,
+    mode: Mode,
+) -> io::Result<Option<Arc<Held>>> {
+    let key = (thread, files.key());
+    let mut registry = lock_ignoring_poison(&REGISTRY);
+    let Some(held) = registry.get(&key).and_then(Weak::upgrade) else {
+        registry.remove(&key);
+        return Ok(None);
+    };
+    drop(registry);
+    if mode == Mode::Exclusive && held.mode != Mode::Exclusive {
+        return Err(error(
+            ErrorKind::WouldBlock,
+            format_args!(
+                "acquire serial group {:?} exclusively: this thread already holds it {}, \
+                 and waiting for the other holders to leave could wait for itself forever",
+                files.group,
+                held.mode.describe()
+            ),
+            "take the group exclusively in the outer acquisition, or drop the outer guard first",
+        ));
+    }
+    Ok(Some(held))
+}
+
+/// Records that the calling thread holds `held`, and shares it out.
+pub(crate) fn register(thread: ThreadId, mut held: Held) -> Arc<Held> {
+    held.owner = Some(thread);
+    let held = Arc::new(held);
+    let key = (thread, held.files.key());
+    lock_ignoring_poison(&REGISTRY).insert(key, Arc::downgrade(&held));
+    held
+}
+
+/// Forgets registrations whose guards are gone (called as a thread's last guard drops).
+fn forget_released(thread: ThreadId, files: &GroupFiles) {
+    let key = (thread, files.key());
+    let mut registry = lock_ignoring_poison(&REGISTRY);
+    if registry.get(&key).is_some_and(|w| w.strong_count() == 0) {
+        registry.remove(&key);
+    }
+}

@@ -1,0 +1,92 @@
+//! The kernel, not bookkeeping, releases a group: a killed holder and a panicking one.
+
+mod serial_support;
+
+use std::io::ErrorKind;
+use std::thread;
+use std::time::Duration;
+
+use isofix::SerialGuard;
+use serial_support::{child_role, spawn, unique, SAFETY};
+
+fn held_elsewhere(group: &str, shared: bool) -> bool {
+    let g = group.to_owned();
+    thread::spawn(move || {
+        let mut b = SerialGuard::group(&g).timeout(Duration::from_millis(50));
+        if shared {
+            b = b.shared();
+        }
+        matches!(b.acquire(), Err(e) if e.kind() == ErrorKind::TimedOut)
+    })
+    .join()
+    .unwrap()
+}
+
+fn killed_holder_releases(test: &str, mode: &str) {
+    let group = unique("sigkill");
+    let mut child = spawn(test, &["hold", &group, mode], &[]);
+    assert!(child.next().starts_with("held"));
+    assert!(
+        held_elsewhere(&group, false),
+        "the child should hold the group"
+    );
+    child.child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.child.wait().unwrap();
+    let guard = SerialGuard::group(&group).timeout(SAFETY).acquire();
+    assert!(guard.is_ok(), "{guard:?}");
+}
+
+#[test]
+fn sigkill_of_an_exclusive_holder_releases() {
+    child_role();
+    killed_holder_releases("sigkill_of_an_exclusive_holder_releases", "ex");
+}
+
+#[test]
+fn sigkill_of_a_shared_holder_releases() {
+    child_role();
+    killed_holder_releases("sigkill_of_a_shared_holder_releases", "sh");
+}
+
+#[test]
+fn sigkill_of_a_limited_holder_releases() {
+    child_role();
+    let group = unique("sigkill-max");
+    let mut child = spawn(
+        "sigkill_of_a_limited_holder_releases",
+        &["hold", &group, "max1"],
+        &[],
+    );
+    assert!(child.next().starts_with("held"));
+    child.child.kill().unwrap();
+    child.child.wait().unwrap();
+    let guard = SerialGuard::group(&group)
+        .max_holders(1)
+        .timeout(SAFETY)
+        .acquire();
+    assert!(guard.is_ok(), "{guard:?}");
+}
+
+#[test]
+fn panic_inside_the_section_releases() {
+    let group = unique("panic");
+    let g = group.clone();
+    let result = thread::spawn(move || {
+        let _guard = SerialGuard::lock(&g).unwrap();
+        let _nested = SerialGuard::shared(&g).unwrap();
+        panic!("test failure inside the section");
+    })
+    .join();
+    assert!(result.is_err());
+    let guard = SerialGuard::group(&group).timeout(SAFETY).acquire();
+    assert!(guard.is_ok(), "{guard:?}");
+    drop(guard);
+    // And in the same thread, caught: nothing is poisoned.
+    let caught = std::panic::catch_unwind(|| {
+        let _guard = SerialGuard::lock(&group).unwrap();
+        panic!("again");
+    });
+    assert!(caught.is_err());
+    assert!(!held_elsewhere(&group, true));
+    let _again = SerialGuard::lock(&group).unwrap();
+}

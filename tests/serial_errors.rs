@@ -1,0 +1,246 @@
+//! Bad input and hostile surroundings give clear errors; long waits explain themselves.
+
+mod serial_support;
+
+use std::fs;
+use std::io::{BufRead, ErrorKind};
+use std::thread;
+use std::time::Duration;
+
+use isofix::SerialGuard;
+use serial_support::{child_role, spawn, unique, Scratch, SAFETY};
+
+#[test]
+fn any_name_maps_to_a_file_inside_the_lock_dir() {
+    let scratch = Scratch::new("names");
+    let long = "x/".repeat(5_000);
+    let names = [
+        "with spaces",
+        "with_spaces",
+        "ünïcødé 🦀",
+        "a/b/c",
+        "..",
+        "../../escape",
+        "/etc/passwd",
+        long.as_str(),
+    ];
+    let guards: Vec<_> = names
+        .iter()
+        .map(|name| {
+            SerialGuard::group(*name)
+                .lock_dir(scratch.path())
+                .acquire()
+                .unwrap_or_else(|e| panic!("{name:?}: {e}"))
+        })
+        .collect();
+    // All names are held at once by this thread, each in its own file: had two names
+    // shared one, another thread could not hold them both while we do... so check files.
+    let entries: Vec<_> = fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    let locks = entries
+        .iter()
+        .filter(|e| e.file_name().to_str().unwrap().ends_with(".lock"))
+        .count();
+    assert_eq!(locks, names.len());
+    for e in &entries {
+        assert!(e.file_name().len() < 100, "{:?}", e.file_name());
+    }
+    drop(guards);
+    // Distinct names with the same readable slug exclude nobody else.
+    let a = SerialGuard::group("with spaces")
+        .lock_dir(scratch.path())
+        .acquire()
+        .unwrap();
+    let dir = scratch.path().to_owned();
+    let b = thread::spawn(move || {
+        SerialGuard::group("with_spaces")
+            .lock_dir(dir)
+            .timeout(SAFETY)
+            .acquire()
+            .map(drop)
+    });
+    b.join().unwrap().unwrap();
+    drop(a);
+    assert!(!scratch.path().parent().unwrap().join("escape").exists());
+}
+
+#[test]
+fn empty_names_and_zero_holders_are_refused() {
+    let err = SerialGuard::lock("").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("empty"), "{err}");
+    let err = SerialGuard::lock_all(Vec::<String>::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = SerialGuard::group(unique("zero"))
+        .max_holders(0)
+        .acquire()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("max_holders(0)"), "{err}");
+}
+
+fn refused(dir: &std::path::Path, why: &str) {
+    let err = SerialGuard::group(unique("hostile"))
+        .lock_dir(dir)
+        .acquire()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(why), "{msg}");
+    assert!(msg.contains("ISOFIX_LOCK_DIR"), "{msg}");
+    assert!(msg.contains(&dir.display().to_string()), "{msg}");
+}
+
+#[cfg(unix)]
+#[test]
+fn hostile_lock_dirs_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("hostile");
+    let real = scratch.path().join("real");
+    fs::create_dir(&real).unwrap();
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).unwrap();
+    let link = scratch.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    refused(&link, "symbolic link");
+
+    let open = scratch.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    refused(&open, "mode is 777");
+
+    let file = scratch.path().join("file");
+    fs::write(&file, "").unwrap();
+    refused(&file, "not a directory");
+}
+
+#[cfg(unix)]
+#[test]
+fn hostile_lock_dir_from_the_environment_is_refused() {
+    child_role();
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("hostile-env");
+    let open = scratch.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o757)).unwrap();
+    let mut child = spawn(
+        "hostile_lock_dir_from_the_environment_is_refused",
+        &["try", &unique("env")],
+        &[("ISOFIX_LOCK_DIR", open.to_str().unwrap())],
+    );
+    let said = child.next();
+    assert!(said.starts_with("err PermissionDenied"), "{said}");
+    assert!(
+        said.contains("ISOFIX_LOCK_DIR") && said.contains("757"),
+        "{said}"
+    );
+    assert!(child.finish().0);
+}
+
+#[test]
+fn timeout_names_the_holders() {
+    let group = unique("timeout");
+    let _held = SerialGuard::lock(&group).unwrap();
+    let g = group.clone();
+    let err = thread::spawn(move || {
+        SerialGuard::group(&g)
+            .shared()
+            .timeout(Duration::from_millis(100))
+            .acquire()
+            .unwrap_err()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    let msg = err.to_string();
+    for needle in [
+        format!("{group:?}"),
+        format!("pid {}", std::process::id()),
+        "timeout_names_the_holders".to_owned(),
+        "exclusive".to_owned(),
+        "timed out after".to_owned(),
+    ] {
+        assert!(msg.contains(&needle), "{needle} not in {msg}");
+    }
+}
+
+#[test]
+fn timeout_names_shared_holders_in_other_processes() {
+    child_role();
+    let group = unique("timeout-shared");
+    let mut child = spawn(
+        "timeout_names_shared_holders_in_other_processes",
+        &["hold", &group, "max3"],
+        &[],
+    );
+    let pid = child.next().strip_prefix("held ").unwrap().to_owned();
+    let err = SerialGuard::group(&group)
+        .timeout(Duration::from_millis(100))
+        .acquire()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("pid {pid}")), "{msg}");
+    assert!(msg.contains("slot-1/3"), "{msg}");
+    assert!(child.finish().0);
+    // The abandoned wait let go as soon as it got the group.
+    let _now = SerialGuard::group(&group)
+        .timeout(SAFETY)
+        .acquire()
+        .unwrap();
+}
+
+#[test]
+fn long_wait_warns_once() {
+    child_role();
+    let group = unique("warn");
+    let held = SerialGuard::lock(&group).unwrap();
+    let mut child = spawn(
+        "long_wait_warns_once",
+        &["try", &group],
+        &[("ISOFIX_WAIT_WARN_SECS", "0.05")],
+    );
+    // The child keeps waiting until we let go, which we do once it has warned.
+    let mut warning = String::new();
+    loop {
+        warning.clear();
+        assert_ne!(
+            child.stderr.read_line(&mut warning).unwrap(),
+            0,
+            "no warning"
+        );
+        if warning.contains("has waited") {
+            break;
+        }
+    }
+    drop(held);
+    assert_eq!(child.next(), "ok");
+    let (ok, rest) = child.finish();
+    assert!(ok, "{rest}");
+    assert!(!rest.contains("has waited"), "warned twice: {rest}");
+    for needle in [
+        format!("{group:?}"),
+        format!("pid {}", std::process::id()),
+        "long_wait_warns_once".to_owned(),
+        "ISOFIX_LOCK_TIMEOUT_SECS".to_owned(),
+    ] {
+        assert!(warning.contains(&needle), "{needle} not in {warning}");
+    }
+}
+
+#[test]
+fn bad_environment_settings_are_reported() {
+    child_role();
+    let group = unique("bad-env");
+    let held = SerialGuard::lock(&group).unwrap();
+    let mut child = spawn(
+        "bad_environment_settings_are_reported",
+        &["try", &group],
+        &[("ISOFIX_LOCK_TIMEOUT_SECS", "soon")],
+    );
+    let said = child.next();
+    assert!(said.starts_with("err InvalidInput"), "{said}");
+    assert!(said.contains("ISOFIX_LOCK_TIMEOUT_SECS"), "{said}");
+    drop(held);
+    assert!(child.finish().0);
+}
