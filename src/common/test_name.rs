@@ -7,12 +7,19 @@
 
 /// The current test's full name, or `None` outside a test (the `main` thread, or a thread
 /// a test spawned without naming it, under `cargo test`).
+///
+/// Found once per thread: a thread's name never changes, nor does nextest's variable, and
+/// asking the environment takes a process-wide lock that lock acquisitions should not pay.
 pub(crate) fn current() -> Option<String> {
+    thread_local! {
+        static CURRENT: Option<String> = find();
+    }
+    CURRENT.with(Clone::clone)
+}
+
+fn find() -> Option<String> {
     if std::env::var_os("NEXTEST_EXECUTION_MODE").is_some_and(|m| m == "process-per-test") {
-        if let Some(name) = std::env::var("NEXTEST_TEST_NAME")
-            .ok()
-            .filter(|n| !n.is_empty())
-        {
+        if let Some(name) = std::env::var("NEXTEST_TEST_NAME").ok().filter(|n| !n.is_empty()) {
             return Some(name);
         }
     }
