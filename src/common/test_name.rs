@@ -19,7 +19,10 @@ pub(crate) fn current() -> Option<String> {
 
 fn find() -> Option<String> {
     if std::env::var_os("NEXTEST_EXECUTION_MODE").is_some_and(|m| m == "process-per-test") {
-        if let Some(name) = std::env::var("NEXTEST_TEST_NAME").ok().filter(|n| !n.is_empty()) {
+        if let Some(name) = std::env::var("NEXTEST_TEST_NAME")
+            .ok()
+            .filter(|n| !n.is_empty())
+        {
             return Some(name);
         }
     }
