@@ -48,6 +48,7 @@ mod held;
 mod name;
 mod pending;
 pub(crate) mod private;
+mod records;
 mod slots;
 mod watchdog;
 
