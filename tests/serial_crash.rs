@@ -2,12 +2,13 @@
 
 mod serial_support;
 
+use std::fs;
 use std::io::ErrorKind;
 use std::thread;
 use std::time::Duration;
 
 use isofix::SerialGuard;
-use serial_support::{child_role, spawn, unique, SAFETY};
+use serial_support::{child_role, spawn, unique, Scratch, SAFETY};
 
 fn held_elsewhere(group: &str, shared: bool) -> bool {
     let g = group.to_owned();
@@ -89,4 +90,42 @@ fn panic_inside_the_section_releases() {
     assert!(caught.is_err());
     assert!(!held_elsewhere(&group, true));
     let _again = SerialGuard::lock(&group).unwrap();
+}
+
+#[test]
+fn records_of_killed_holders_are_removed() {
+    child_role();
+    let scratch = Scratch::new("records");
+    let dir = scratch.path().to_str().unwrap();
+    let group = unique("records");
+    let mut child = spawn(
+        "records_of_killed_holders_are_removed",
+        &["hold", &group, "sh"],
+        &[("ISOFIX_LOCK_DIR", dir)],
+    );
+    let pid = child.next().strip_prefix("held ").unwrap().to_owned();
+    child.child.kill().unwrap();
+    child.child.wait().unwrap();
+    let records = scratch.path().join("holders");
+    let of_child = || {
+        fs::read_dir(&records)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with(&format!("{pid}-"))
+            })
+            .count()
+    };
+    assert_eq!(of_child(), 1, "the child left no record file");
+    // This process's first record in the directory sweeps the dead one's away.
+    let _guard = SerialGuard::group(&group)
+        .lock_dir(scratch.path())
+        .timeout(SAFETY)
+        .acquire()
+        .unwrap();
+    assert_eq!(
+        of_child(),
+        0,
+        "the killed holder's record file is still there"
+    );
 }

@@ -244,3 +244,26 @@ fn bad_environment_settings_are_reported() {
     drop(held);
     assert!(child.finish().0);
 }
+
+#[test]
+fn released_holders_are_not_named() {
+    let group = unique("released");
+    // Two records (another thread's acquisition does not nest), both released.
+    let limited = |g: String| move || SerialGuard::group(g).max_holders(2).acquire().unwrap();
+    let one = limited(group.clone())();
+    let two = thread::spawn(limited(group.clone())).join().unwrap();
+    drop((one, two));
+    let _held = SerialGuard::lock(&group).unwrap();
+    let g = group.clone();
+    let err = thread::spawn(move || {
+        SerialGuard::group(&g)
+            .timeout(Duration::from_millis(50))
+            .acquire()
+            .unwrap_err()
+    })
+    .join()
+    .unwrap();
+    let msg = err.to_string();
+    assert!(msg.contains("exclusive"), "{msg}");
+    assert!(!msg.contains("slot-"), "a released holder is named: {msg}");
+}

@@ -14,13 +14,12 @@
 use std::io;
 use std::sync::Arc;
 
-use super::diag::{Holder, RecordFile};
+use super::diag::Holder;
 use super::held::{Held, Mode, PooledFile, DIR_VAR};
 use super::name::GroupFiles;
 use super::slots;
 use crate::common::error::wrap;
 use crate::common::file_lock::{self, LockMode};
-use crate::sys;
 
 fn failed(e: io::Error, files: &Arc<GroupFiles>, mode: Mode) -> io::Error {
     wrap(
@@ -118,20 +117,11 @@ fn finish(
     main: PooledFile,
     slot: Option<(usize, PooledFile)>,
 ) -> io::Result<Held> {
-    let (record, slot) = match (mode, slot) {
-        (Mode::Exclusive, _) => {
-            // Nobody else writes the lock file while it is held exclusively.
-            sys::write_at(main.file(), holder.record("exclusive").as_bytes(), 0)?;
-            (None, None)
-        }
-        (Mode::Limited(n), Some((i, slot))) => {
-            let text = holder.record(&format!("slot-{}/{n}", i + 1));
-            (Some(RecordFile::create(files, &text)?), Some(slot))
-        }
-        _ => (
-            Some(RecordFile::create(files, &holder.record("shared"))?),
-            None,
-        ),
+    let (index, slot) = match slot {
+        Some((i, file)) => (Some(i), Some(file)),
+        None => (None, None),
     };
+    let line = holder.record(mode, index, files.key_hex());
+    let record = files.records().hold(&line)?;
     Ok(Held::new(Arc::clone(files), mode, main, slot, record))
 }

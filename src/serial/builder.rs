@@ -1,14 +1,13 @@
 //! [`SerialBuilder`]: the rarer options of a [`SerialGuard`].
 
-use std::ffi::OsString;
 use std::future::Future;
 use std::io::{self, ErrorKind};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::acquire::{acquire_blocking, try_acquire};
-use super::diag::{env_secs, warn_after, Holder, TIMEOUT_VAR};
+use super::diag::{default_timeout, warn_after, Holder};
 use super::held::{self, Held, Mode, DIR_VAR};
 use super::name::GroupFiles;
 use super::pending;
@@ -60,7 +59,7 @@ impl Plan {
         }
         let timeout = match self.timeout {
             Some(t) => Some(t),
-            None => env_secs(TIMEOUT_VAR)?,
+            None => default_timeout()?,
         };
         let made = Arc::new(Wait::new(
             self.holder.clone(),
@@ -200,9 +199,9 @@ impl SerialBuilder {
                 "name at least one group, e.g. SerialGuard::lock_all([\"ws\"])",
             ));
         }
-        let dir = match self.lock_dir {
+        let dir: &Path = match &self.lock_dir {
             Some(dir) => {
-                ensure_private_dir_cached(&dir, DIR_VAR)?;
+                ensure_private_dir_cached(dir, DIR_VAR)?;
                 dir
             }
             None => default_lock_dir()?,
@@ -212,7 +211,7 @@ impl SerialBuilder {
         groups.dedup();
         let targets = groups
             .iter()
-            .map(|g| GroupFiles::get(&dir, g))
+            .map(|g| GroupFiles::get(dir, g))
             .collect::<io::Result<_>>()?;
         Ok(Plan {
             targets,
@@ -240,11 +239,10 @@ impl SerialBuilder {
     /// ```
     pub fn acquire(self) -> io::Result<SerialGuard> {
         let plan = self.plan()?;
-        let thread = std::thread::current().id();
         let mut held = Vec::with_capacity(plan.targets.len());
         let mut wait = None;
         for files in &plan.targets {
-            if let Some(outer) = held::reentrant(thread, files, plan.mode)? {
+            if let Some(outer) = held::reentrant(files, plan.mode)? {
                 held.push(outer);
                 continue;
             }
@@ -252,7 +250,7 @@ impl SerialBuilder {
                 Some(got) => got,
                 None => wait_blocking(files, plan.wait(&mut wait)?)?,
             };
-            held.push(held::register(thread, got));
+            held.push(held::register(got));
         }
         Ok(SerialGuard::new(held, plan.groups, plan.mode))
     }
@@ -294,21 +292,16 @@ impl SerialBuilder {
 }
 
 /// `ISOFIX_LOCK_DIR`, else `<temp dir>/isofix-<uid>/locks`, resolved and checked once per
-/// value of the variables that choose it: resolving asks the system for the user id, on
-/// every acquisition's path otherwise.
-fn default_lock_dir() -> io::Result<PathBuf> {
-    type Key = (Option<OsString>, Option<OsString>);
-    static CACHE: Mutex<Option<(Key, PathBuf)>> = Mutex::new(None);
-    let key = (std::env::var_os(DIR_VAR), std::env::var_os("TMPDIR"));
-    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((cached, dir)) = &*cache {
-        if *cached == key {
-            return Ok(dir.clone());
-        }
+/// process (the variables are read then): resolving reads the environment, which takes a
+/// process-wide lock, and asks the system for the user id. A failure is not kept, so the
+/// next acquisition tries again and reports it again.
+fn default_lock_dir() -> io::Result<&'static Path> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(dir) = DIR.get() {
+        return Ok(dir);
     }
     let dir = state_dir(DIR_VAR, "locks")?;
-    *cache = Some((key, dir.clone()));
-    Ok(dir)
+    Ok(DIR.get_or_init(|| dir))
 }
 
 /// Waits for one group on the calling thread. Without a timeout it blocks right here in

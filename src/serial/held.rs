@@ -6,16 +6,15 @@
 //! is handed to one holder at a time and only ever returned unlocked: two threads of this
 //! process never share a description and so still exclude each other.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind};
 use std::path::Path;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
-use std::thread::ThreadId;
 
-use super::diag::RecordFile;
-use super::name::{FileKey, GroupFiles};
+use super::name::{FastMap, FileKey, GroupFiles};
+use super::records::RecordSlot;
 use crate::common::error::error;
 use crate::common::file_lock;
 use crate::common::private_dir::{ensure_private_dir_cached, forget_checked};
@@ -46,7 +45,7 @@ impl Mode {
 }
 
 /// Unlocked open lock files, by path, ready for the next holder.
-static POOL: LazyLock<Mutex<HashMap<FileKey, Vec<File>>>> = LazyLock::new(Default::default);
+static POOL: LazyLock<Mutex<FastMap<FileKey, Vec<File>>>> = LazyLock::new(Default::default);
 /// Files kept per path: more than the holders one process usually has at once.
 const POOL_MAX: usize = 8;
 
@@ -140,11 +139,9 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
 pub(crate) struct Held {
     pub(crate) files: Arc<GroupFiles>,
     pub(crate) mode: Mode,
-    /// The thread whose registry entry this is, if any.
-    owner: Option<ThreadId>,
-    _record: Option<RecordFile>,
+    // Dropped in this order: the record is marked free before the locks go.
+    _record: RecordSlot,
     _slot: Option<PooledFile>,
-    // Declared last: released after the record and the slot.
     _main: PooledFile,
 }
 
@@ -154,23 +151,14 @@ impl Held {
         mode: Mode,
         main: PooledFile,
         slot: Option<PooledFile>,
-        record: Option<RecordFile>,
+        record: RecordSlot,
     ) -> Self {
         Self {
             files,
             mode,
-            owner: None,
             _record: record,
             _slot: slot,
             _main: main,
-        }
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Some(thread) = self.owner {
-            forget_released(thread, &self.files);
         }
     }
 }
@@ -185,25 +173,30 @@ impl fmt::Debug for Held {
     }
 }
 
-type Key = (ThreadId, u128);
+/// Registrations a thread keeps before it forgets those whose guards are gone.
+const REGISTRY_TIDY: usize = 16;
 
-/// What each thread holds: weak, so that the last guard's drop releases the lock.
-static REGISTRY: LazyLock<Mutex<HashMap<Key, Weak<Held>>>> = LazyLock::new(Default::default);
+thread_local! {
+    /// What this thread holds, by group key: weak, so that the last guard's drop releases
+    /// the lock. Per thread, as nesting is, so it needs no lock; an entry whose guard was
+    /// dropped (maybe on another thread) is noticed and replaced on the next look.
+    static REGISTRY: RefCell<Vec<(u128, Weak<Held>)>> = const { RefCell::new(Vec::new()) };
+}
 
 /// The guard registered by the calling thread for `files`, if it is still held, cloned
 /// (counted); an error if `mode` would need more than the thread holds.
-pub(crate) fn reentrant(
-    thread: ThreadId,
-    files: &GroupFiles,
-    mode: Mode,
-) -> io::Result<Option<Arc<Held>>> {
-    let key = (thread, files.key());
-    let mut registry = lock_ignoring_poison(&REGISTRY);
-    let Some(held) = registry.get(&key).and_then(Weak::upgrade) else {
-        registry.remove(&key);
+pub(crate) fn reentrant(files: &GroupFiles, mode: Mode) -> io::Result<Option<Arc<Held>>> {
+    let key = files.key();
+    let found = REGISTRY.with(|registry| {
+        let registry = registry.borrow();
+        registry
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, held)| held.upgrade())
+    });
+    let Some(held) = found else {
         return Ok(None);
     };
-    drop(registry);
     if mode == Mode::Exclusive && held.mode != Mode::Exclusive {
         return Err(error(
             ErrorKind::WouldBlock,
@@ -220,19 +213,19 @@ pub(crate) fn reentrant(
 }
 
 /// Records that the calling thread holds `held`, and shares it out.
-pub(crate) fn register(thread: ThreadId, mut held: Held) -> Arc<Held> {
-    held.owner = Some(thread);
+pub(crate) fn register(held: Held) -> Arc<Held> {
     let held = Arc::new(held);
-    let key = (thread, held.files.key());
-    lock_ignoring_poison(&REGISTRY).insert(key, Arc::downgrade(&held));
+    let key = held.files.key();
+    REGISTRY.with(|registry| {
+        let mut registry = registry.borrow_mut();
+        if let Some(entry) = registry.iter_mut().find(|(k, _)| *k == key) {
+            entry.1 = Arc::downgrade(&held);
+            return;
+        }
+        if registry.len() >= REGISTRY_TIDY {
+            registry.retain(|(_, held)| held.strong_count() > 0);
+        }
+        registry.push((key, Arc::downgrade(&held)));
+    });
     held
-}
-
-/// Forgets registrations whose guards are gone (called as a thread's last guard drops).
-fn forget_released(thread: ThreadId, files: &GroupFiles) {
-    let key = (thread, files.key());
-    let mut registry = lock_ignoring_poison(&REGISTRY);
-    if registry.get(&key).is_some_and(|w| w.strong_count() == 0) {
-        registry.remove(&key);
-    }
 }

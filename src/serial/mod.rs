@@ -25,8 +25,8 @@
 //! - **Names**: any non-empty text. It maps to one file name (a readable slug plus a
 //!   128-bit FNV-1a hash of the full name), never to a path.
 //! - **Crash safety**: the locks are `flock`s, which the kernel drops when their holder
-//!   exits however it exits; there is no counter or pid file to clean up. A panic releases
-//!   them while unwinding, and nothing is poisoned.
+//!   exits however it exits; no counter or pid file decides who holds a group. A panic
+//!   releases them while unwinding, and nothing is poisoned.
 //! - **Fairness**: a waiting exclusive request is not starved by new shared holders; every
 //!   waiting request queues on a gate lock in the kernel.
 //! - **Order**: several groups are taken in one canonical order (sorted by name).
@@ -35,10 +35,14 @@
 //!   [`std::io::ErrorKind::WouldBlock`].
 //! - **Async**: [`SerialBuilder::acquire_async`] waits on a helper thread and works with
 //!   any executor, so it needs no feature.
-//! - **Diagnostics**: each holder records its pid, test name and start time. A request
-//!   that waited `ISOFIX_WAIT_WARN_SECS` (default 30) says once on stderr what it waits for
-//!   and who holds it; [`SerialBuilder::timeout`] or `ISOFIX_LOCK_TIMEOUT_SECS` turns a long
-//!   wait into an [`std::io::ErrorKind::TimedOut`] error naming the holders.
+//! - **Diagnostics**: each holder records its pid, test name and start time in its
+//!   process's record table under `<lock dir>/holders/`, a memory-mapped file, which costs
+//!   no system call. A request that waited `ISOFIX_WAIT_WARN_SECS` (default 30) says once
+//!   on stderr what it waits for and who holds it; [`SerialBuilder::timeout`] or
+//!   `ISOFIX_LOCK_TIMEOUT_SECS` turns a long wait into an
+//!   [`std::io::ErrorKind::TimedOut`] error naming the holders.
+//! - **Settings**: `ISOFIX_LOCK_DIR`, `ISOFIX_WAIT_WARN_SECS` and `ISOFIX_LOCK_TIMEOUT_SECS`
+//!   are read once per process, when first needed; set them before the tests start.
 
 mod acquire;
 mod builder;
@@ -48,6 +52,7 @@ mod held;
 mod name;
 mod pending;
 pub(crate) mod private;
+mod records;
 mod slots;
 mod watchdog;
 

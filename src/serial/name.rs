@@ -9,10 +9,12 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::records::Records;
 use crate::common::error::error;
 use crate::common::test_name::slug;
 
@@ -27,6 +29,43 @@ pub(crate) fn fnv1a_128(bytes: &[u8]) -> u128 {
         .iter()
         .fold(OFFSET, |h, &b| (h ^ u128::from(b)).wrapping_mul(PRIME))
 }
+
+/// FNV-1a, 64-bit, as a [`Hasher`] for the per-thread maps: their keys are short, local
+/// and not chosen by an adversary, so SipHash's protection is not worth its cost here.
+#[derive(Default)]
+pub(crate) struct Fnv64(u64);
+
+impl Hasher for Fnv64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let start = if self.0 == 0 { OFFSET } else { self.0 };
+        self.0 = bytes
+            .iter()
+            .fold(start, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    }
+
+    // Keys made of numbers are hashes already (see `GroupFiles::key`): one multiply mixes
+    // them in, instead of one per byte.
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64 ^ (n >> 64) as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// A map hashed with [`Fnv64`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv64>>;
 
 /// The file stem of `group` inside a lock directory: `<slug>-<32 hex digits>`.
 pub(crate) fn file_stem(group: &str) -> io::Result<String> {
@@ -55,18 +94,24 @@ pub(crate) struct GroupFiles {
     pub(crate) group: String,
     /// `<lock dir>/<stem>`; every file of the group is this plus an extension.
     stem: PathBuf,
+    lock_dir: PathBuf,
     main: PathBuf,
     gate: PathBuf,
     /// FNV-1a 128 of the lock file's path: names this group in this directory inside the
     /// process (pools, nesting registry) without hashing paths each time.
     key: u128,
+    /// `key` in hex, as holders' records name the group.
+    key_hex: String,
+    /// This process's record table in the lock directory.
+    records: &'static Records,
 }
 
 /// Entries kept per thread before the cache starts over.
 const CACHE_MAX: usize = 256;
 
 thread_local! {
-    static CACHE: RefCell<HashMap<String, Vec<Arc<GroupFiles>>>> = RefCell::new(HashMap::new());
+    static CACHE: RefCell<FastMap<String, Vec<Arc<GroupFiles>>>> =
+        RefCell::new(HashMap::default());
 }
 
 impl GroupFiles {
@@ -79,7 +124,10 @@ impl GroupFiles {
             gate: with_ext(&stem, ".gate"),
             main,
             stem,
+            lock_dir: dir.to_owned(),
             key,
+            key_hex: format!("{key:032x}"),
+            records: Records::for_dir(dir),
         })
     }
 
@@ -89,7 +137,11 @@ impl GroupFiles {
             let mut cache = cache.borrow_mut();
             if let Some(found) = cache
                 .get(group)
-                .and_then(|list| list.iter().find(|f| f.stem.parent() == Some(dir)))
+                // Compared as bytes: `Path`'s `==` parses both into components.
+                .and_then(|list| {
+                    list.iter()
+                        .find(|f| f.lock_dir.as_os_str() == dir.as_os_str())
+                })
             {
                 return Ok(Arc::clone(found));
             }
@@ -121,9 +173,19 @@ impl GroupFiles {
         with_ext(&self.stem, &format!(".slot{i}"))
     }
 
-    /// Where shared and limited holders leave their diagnostic records.
-    pub(crate) fn holders(&self) -> PathBuf {
-        with_ext(&self.stem, ".holders")
+    /// The lock directory.
+    pub(crate) fn lock_dir(&self) -> &Path {
+        &self.lock_dir
+    }
+
+    /// How holders' records name the group: its key in hex.
+    pub(crate) fn key_hex(&self) -> &str {
+        &self.key_hex
+    }
+
+    /// This process's record table for the group's lock directory.
+    pub(crate) fn records(&self) -> &'static Records {
+        self.records
     }
 
     pub(crate) fn main_key(&self) -> FileKey {

@@ -77,8 +77,81 @@ pub(crate) fn is_address_family_unsupported(err: &io::Error) -> bool {
     err.raw_os_error() == Some(libc::EAFNOSUPPORT)
 }
 
-/// Writes all of `buf` at `offset` without moving the file position (`pwrite(2)`), in one
-/// call for the short records isofix writes.
-pub(crate) fn write_at(file: &std::fs::File, buf: &[u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+/// A file's first bytes mapped into memory shared with every process that reads the file
+/// (`mmap(2)` with `PROT_READ | PROT_WRITE` and `MAP_SHARED`): a store into it is what a
+/// later `read(2)` of the file returns, with no system call per store. Unmapped
+/// (`munmap(2)`) when dropped; the file, and any lock on it, is kept open until then.
+#[derive(Debug)]
+pub(crate) struct SharedMap {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+    _file: std::fs::File,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; it is only written through raw
+// pointers (`write`, `publish`), which callers keep to ranges no other thread writes.
+unsafe impl Send for SharedMap {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMap {}
+
+impl SharedMap {
+    /// Maps the first `len` bytes of `file`, which must be at least that long and open for
+    /// reading and writing.
+    pub(crate) fn new(file: std::fs::File, len: usize) -> io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a fresh mapping chosen by the kernel (null hint) of a file descriptor that
+        // stays valid for the call; the result is checked before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(ptr.cast()).ok_or_else(io::Error::last_os_error)?;
+        Ok(Self {
+            ptr,
+            len,
+            _file: file,
+        })
+    }
+
+    /// Copies `bytes` to `offset` (a memory copy). Panics if the range is out of the map.
+    pub(crate) fn write(&self, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= self.len, "write past the mapping");
+        // SAFETY: the range is inside the mapping (checked above), and `bytes` cannot
+        // overlap it (it is memory of this process's own, not the mapping).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.ptr.as_ptr().add(offset),
+                bytes.len(),
+            );
+        }
+    }
+
+    /// Stores `byte` at `offset` after every earlier store to the map (release ordering),
+    /// so that a reader who sees it also sees what was written before it.
+    pub(crate) fn publish(&self, offset: usize, byte: u8) {
+        assert!(offset < self.len, "write past the mapping");
+        // SAFETY: in bounds (checked above) and u8 has no alignment requirement; the byte
+        // is only ever accessed atomically within this process.
+        let cell = unsafe { std::sync::atomic::AtomicU8::from_ptr(self.ptr.as_ptr().add(offset)) };
+        cell.store(byte, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Drop for SharedMap {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`, which nothing uses any more.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
 }

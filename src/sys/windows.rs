@@ -54,16 +54,40 @@ pub(crate) fn is_address_family_unsupported(err: &io::Error) -> bool {
     err.raw_os_error() == Some(WSAEAFNOSUPPORT)
 }
 
-/// Writes all of `buf` at `offset` (`WriteFile` with an `OVERLAPPED` offset).
-pub(crate) fn write_at(file: &std::fs::File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        let n = file.seek_write(buf, offset)?;
-        if n == 0 {
-            return Err(io::Error::from(io::ErrorKind::WriteZero));
-        }
-        buf = &buf[n..];
-        offset += n as u64;
+/// A file's first bytes, written in place: the Unix counterpart maps them into memory;
+/// here each store is a positional write (`WriteFile` with an `OVERLAPPED` offset). Stores
+/// are diagnostics only, so a failed one is ignored. Writes go through the very handle
+/// given (a lock taken on it stays its own).
+#[derive(Debug)]
+pub(crate) struct SharedMap {
+    file: std::fs::File,
+    len: usize,
+}
+
+impl SharedMap {
+    /// Keeps `file` open for writing its first `len` bytes.
+    pub(crate) fn new(file: std::fs::File, len: usize) -> io::Result<Self> {
+        Ok(Self { file, len })
     }
-    Ok(())
+
+    /// Writes `bytes` at `offset`. Panics if the range is out of the first `len` bytes.
+    pub(crate) fn write(&self, mut offset: usize, mut bytes: &[u8]) {
+        use std::os::windows::fs::FileExt;
+        assert!(offset + bytes.len() <= self.len, "write past the mapping");
+        while !bytes.is_empty() {
+            match self.file.seek_write(bytes, offset as u64) {
+                Ok(n) if n > 0 => {
+                    bytes = &bytes[n..];
+                    offset += n;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Writes `byte` at `offset`, after the earlier writes (each is a system call, so they
+    /// are ordered already).
+    pub(crate) fn publish(&self, offset: usize, byte: u8) {
+        self.write(offset, &[byte]);
+    }
 }
