@@ -296,3 +296,37 @@ guarded_test!(
     "isofix-tests-forms-misc",
     60
 );
+
+macro_rules! guarded_fn {
+    ($vis:vis fn $name:ident() -> $ret:ty $body:block) => {
+        #[serial_group("isofix-tests-forms-misc")]
+        $vis fn $name() -> $ret $body
+    };
+}
+
+guarded_fn!(
+    pub(crate) fn from_fragments() -> u32 {
+        let _m = Marker::create("misc");
+        7
+    }
+);
+
+macro_rules! guarded_item {
+    ($item:item) => {
+        #[serial_group("isofix-tests-forms-misc")]
+        $item
+    };
+}
+
+guarded_item!(
+    fn from_an_item_fragment() -> u32 {
+        let _m = Marker::create("misc");
+        8
+    }
+);
+
+#[test]
+fn functions_from_macro_rules_fragments() {
+    assert_eq!(from_fragments(), 7);
+    assert_eq!(from_an_item_fragment(), 8);
+}

@@ -23,7 +23,11 @@ pub(crate) struct Stacked {
 impl FnItem {
     /// Checks that `item` is a function with a body.
     pub(crate) fn parse(item: TokenStream) -> Result<FnItem, Error> {
-        let tokens: Vec<TokenTree> = item.into_iter().collect();
+        let mut tokens = invisible_group_contents(item.into_iter().collect());
+        // A `$body:block` fragment of `macro_rules!` arrives as an invisible group.
+        if let Some(last) = tokens.pop() {
+            tokens.extend(invisible_group_contents(vec![last]));
+        }
         let mut attributes = Vec::new();
         let mut i = 0;
         while let (Some(TokenTree::Punct(p)), Some(TokenTree::Group(g))) =
@@ -40,8 +44,14 @@ impl FnItem {
             let Some(token) = tokens.get(i) else {
                 return Err(not_a_function(Span::call_site(), "nothing"));
             };
-            let TokenTree::Ident(ident) = token else {
-                return Err(not_a_function(token.span(), &token.to_string()));
+            let ident = match token {
+                TokenTree::Ident(ident) => ident,
+                // A `$vis:vis` fragment of `macro_rules!`.
+                TokenTree::Group(g) if g.delimiter() == Delimiter::None => {
+                    i += 1;
+                    continue;
+                }
+                _ => return Err(not_a_function(token.span(), &token.to_string())),
             };
             match ident.to_string().as_str() {
                 "fn" => break,
@@ -163,6 +173,17 @@ fn as_serial_group(attribute: &Group) -> Option<Stacked> {
         span: name.span(),
         args,
     })
+}
+
+/// What a `macro_rules!` fragment (`$item:item`, `$body:block`) wrapped in an invisible
+/// group holds; other tokens as they are.
+fn invisible_group_contents(tokens: Vec<TokenTree>) -> Vec<TokenTree> {
+    match tokens.as_slice() {
+        [TokenTree::Group(g)] if g.delimiter() == Delimiter::None => {
+            g.stream().into_iter().collect()
+        }
+        _ => tokens,
+    }
 }
 
 fn not_a_function(span: Span, found: &str) -> Error {
