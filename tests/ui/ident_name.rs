@@ -1,0 +1,8 @@
+use isofix::serial_group;
+
+#[serial_group(fixed_port)]
+fn uses_the_port() {}
+
+fn main() {
+    uses_the_port();
+}
