@@ -5,15 +5,18 @@
 //! side holds one, takes the next (waiting until the other side lets go of it) and then
 //! lets go of the one it held, so every step is a real handoff through the kernel.
 
+mod support;
+
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use isofix::SerialGuard;
 use serial_test::{file_serial, serial};
+use support::{median, per_op, time, verdict};
 
 const ROLE_VAR: &str = "ISOFIX_BENCH_ROLE";
 const UNCONTENDED: u32 = 20_000;
@@ -21,26 +24,6 @@ const SERIAL_TEST_ROUNDS: u32 = 5_000;
 const STEPS: u32 = 2_000;
 const SHARED_ROUNDS: u32 = 5_000;
 const ROUNDS: usize = 5;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn per_op(total: Duration, n: u32) -> f64 {
-    total.as_nanos() as f64 / f64::from(n)
-}
-
-fn time(n: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..n / 10 {
-        f(); // warm up
-    }
-    let start = Instant::now();
-    for _ in 0..n {
-        f();
-    }
-    per_op(start.elapsed(), n)
-}
 
 #[file_serial(isofix_bench)]
 fn with_file_serial() {
@@ -187,14 +170,6 @@ fn handoff<R: Rotation>(
     assert!(child.wait().unwrap().success());
     // Both sides take STEPS steps, interleaved: 2 * STEPS handoffs.
     per_op(start.elapsed(), 2 * STEPS)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "NOT met"
-    }
 }
 
 fn main() {
