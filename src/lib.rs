@@ -15,6 +15,23 @@ pub use dir::IsolatedDir;
 pub use net::{EphemeralTcp, EphemeralUdp};
 pub use serial::SerialGuard;
 
+/// Runs a function while holding named [`SerialGuard`] groups (feature `macros`).
+///
+/// ```
+/// use isofix::serial_group;
+///
+/// #[serial_group("isofix-doc-example")]
+/// fn bump(counter: &mut u32) -> u32 {
+///     *counter += 1;
+///     *counter
+/// }
+///
+/// let mut counter = 0;
+/// assert_eq!(bump(&mut counter), 1);
+/// ```
+///
+/// See `docs/macros.md` for every form and how it composes with `#[tokio::test]`,
+/// `#[rstest]` and `#[test_case]`.
 #[cfg(feature = "macros")]
 pub use isofix_macros::serial_group;
 
