@@ -247,7 +247,7 @@ async fn main() -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::fs::{self, OpenOptions};
+    use std::fs;
     use std::future::Future;
 
     use isofix::SerialGuard;
@@ -340,33 +340,31 @@ mod tests {
         std::env::temp_dir().join("isofix-ws-example-broadcast.log")
     }
 
-    /// Exists only while a test is inside `LOG_GROUP`; a second one inside fails to make it.
-    struct Marker(PathBuf);
+    /// Held only while a test is inside `LOG_GROUP`: a second test inside fails to take it.
+    /// It is a kernel lock that is only ever tried, never waited for, so a run killed
+    /// inside leaves nothing stale behind.
+    struct Inside(#[allow(dead_code)] fs::File);
 
-    impl Marker {
-        fn create() -> Marker {
+    impl Inside {
+        fn enter() -> Inside {
             let path = log_path().with_extension("inside");
-            let created = OpenOptions::new().write(true).create_new(true).open(&path);
-            created.unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e}; another test inside, or left by a killed run?",
-                    path.display()
-                )
-            });
-            Marker(path)
-        }
-    }
-
-    impl Drop for Marker {
-        fn drop(&mut self) {
-            let _ = fs::remove_file(&self.0);
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            if let Err(e) = file.try_lock() {
+                panic!("{}: {e}: another test is inside the group", path.display());
+            }
+            Inside(file)
         }
     }
 
     /// Empties the log, has `clients` each send `messages` through a fresh server, and
     /// checks that the log holds exactly what was sent.
     async fn broadcast_and_check_log(clients: u8, messages: &[&str]) {
-        let _marker = Marker::create();
+        let _inside = Inside::enter();
         fs::write(log_path(), "").unwrap();
         let listener = EphemeralTcp::bind().unwrap().into_tokio().unwrap();
         let server = EchoServer::start(listener, Some(log_path())).unwrap();
