@@ -10,7 +10,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use isofix::IsolatedDir;
-use isolated_dir_support::{assert_default_keep_policy, role, run_role, spawn, spawn_in};
+use isolated_dir_support::{assert_default_keep_policy, role, run_role, spawn, spawn_in, Reported};
 
 /// Runs a role when this binary is started as a child by one of the tests below; does
 /// nothing in the test run itself.

@@ -6,7 +6,7 @@ mod isolated_dir_support;
 use std::path::Path;
 
 use isofix::IsolatedDir;
-use isolated_dir_support::{role, run_role, spawn, Finished};
+use isolated_dir_support::{role, run_role, spawn, Finished, Reported};
 
 /// Runs a role when this binary is started as a child by one of the tests below; does
 /// nothing in the test run itself.

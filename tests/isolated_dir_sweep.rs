@@ -11,7 +11,7 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 
 use isofix::IsolatedDir;
-use isolated_dir_support::{role, run_role, spawn, Child};
+use isolated_dir_support::{read_path, role, run_role, spawn, Child, Reported};
 
 /// Runs a role when this binary is started as a child by one of the tests below; does
 /// nothing in the test run itself.
@@ -44,7 +44,7 @@ impl World {
     /// Starts a child that creates a directory and holds it; returns both.
     fn hold(&self, role: &str) -> (Child, PathBuf) {
         let mut child = self.spawn(role);
-        let path = child.read_path();
+        let path = read_path(&mut child);
         assert!(path.is_dir());
         (child, path)
     }

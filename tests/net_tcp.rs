@@ -1,27 +1,23 @@
 //! `EphemeralTcp` on real sockets: many live listeners at once, echo, URLs, builder
 //! options read back from the kernel, IPv6 where the host has it, error messages, tokio.
 
-use std::collections::HashSet;
+#[path = "support/sockets.rs"]
+mod sockets;
+
 use std::error::Error;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, TcpListener};
-use std::sync::{Arc, Barrier};
 use std::thread;
 
 use isofix::EphemeralTcp;
 use socket2::SockRef;
+use sockets::{distinct_ports, other_host_refused_clearly, OTHER_HOST};
 
 const THREADS: usize = 32;
 
 /// Whether this host can bind the IPv6 loopback, asked of std rather than of isofix.
 fn ipv6_available() -> bool {
-    match TcpListener::bind((Ipv6Addr::LOCALHOST, 0)) {
-        Ok(_) => true,
-        Err(e) => {
-            eprintln!("skipping the IPv6 part: std cannot bind [::1]:0 here: {e}");
-            false
-        }
-    }
+    sockets::ipv6_available(TcpListener::bind)
 }
 
 /// Serves one connection on `listener` in a thread: reads to end of stream, writes it back.
@@ -47,28 +43,16 @@ fn echo_round_trip(server: EphemeralTcp, message: &[u8]) -> io::Result<Vec<u8>> 
 
 #[test]
 fn many_threads_bind_distinct_live_ports_and_echo() -> io::Result<()> {
-    let all_bound = Arc::new(Barrier::new(THREADS));
-    let workers: Vec<_> = (0..THREADS)
-        .map(|i| {
-            let all_bound = Arc::clone(&all_bound);
-            thread::spawn(move || -> io::Result<u16> {
-                let server = EphemeralTcp::bind()?;
-                let port = server.port();
-                // Every listener is live when the ports are compared: none was released.
-                all_bound.wait();
-                let message = format!("hello from thread {i} on port {port}");
-                let back = echo_round_trip(server, message.as_bytes())?;
-                assert_eq!(back, message.as_bytes());
-                Ok(port)
-            })
-        })
-        .collect();
-    let mut ports = HashSet::new();
-    for worker in workers {
-        let port = worker.join().expect("worker panicked")?;
-        assert_ne!(port, 0);
-        assert!(ports.insert(port), "port {port} was handed out twice");
-    }
+    let ports = distinct_ports(THREADS, |i, all_bound| {
+        let server = EphemeralTcp::bind()?;
+        let port = server.port();
+        // Every listener is live when the ports are compared: none was released.
+        all_bound.wait();
+        let message = format!("hello from thread {i} on port {port}");
+        let back = echo_round_trip(server, message.as_bytes())?;
+        assert_eq!(back, message.as_bytes());
+        Ok([port])
+    })?;
     assert_eq!(ports.len(), THREADS);
     Ok(())
 }
@@ -203,27 +187,12 @@ fn backlog_option_is_applied() -> io::Result<()> {
 
 #[test]
 fn binding_an_address_of_another_host_fails_clearly() {
-    // 192.0.2.0/24 (TEST-NET-1) is reserved for documentation: no host is configured with it.
-    let err = match EphemeralTcp::bind_ip([192, 0, 2, 1]) {
-        Ok(server) => {
-            eprintln!("skipping: this host binds non-local addresses ({server:?})");
-            return;
-        }
-        Err(err) => err,
-    };
-    assert_eq!(err.kind(), ErrorKind::AddrNotAvailable, "{err}");
-    let msg = err.to_string();
-    assert!(
-        msg.starts_with("isofix: bind TCP listener to 192.0.2.1:0: "),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("; hint: 192.0.2.1 is not an address of this host"),
-        "{msg}"
-    );
+    if !other_host_refused_clearly(EphemeralTcp::bind_ip(OTHER_HOST), "TCP listener") {
+        return;
+    }
 
     let builder_err = EphemeralTcp::builder()
-        .ip([192, 0, 2, 1])
+        .ip(OTHER_HOST)
         .nonblocking(true)
         .bind()
         .unwrap_err();

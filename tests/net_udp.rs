@@ -1,15 +1,17 @@
 //! `EphemeralUdp` on real sockets: many live sockets at once, echo, connected pairs, IPv6
 //! where the host has it, error messages, tokio.
 
-use std::collections::HashSet;
+#[path = "support/sockets.rs"]
+mod sockets;
+
 use std::error::Error;
-use std::io::{self, ErrorKind};
+use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
-use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
 use isofix::EphemeralUdp;
+use sockets::{distinct_ports, other_host_refused_clearly, OTHER_HOST};
 
 const THREADS: usize = 32;
 
@@ -19,13 +21,7 @@ const SAFETY_NET: Option<Duration> = Some(Duration::from_secs(20));
 
 /// Whether this host can bind the IPv6 loopback, asked of std rather than of isofix.
 fn ipv6_available() -> bool {
-    match UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)) {
-        Ok(_) => true,
-        Err(e) => {
-            eprintln!("skipping the IPv6 part: std cannot bind [::1]:0 here: {e}");
-            false
-        }
-    }
+    sockets::ipv6_available(UdpSocket::bind)
 }
 
 /// Answers one datagram on `socket` in a thread by sending it back to its sender.
@@ -54,28 +50,16 @@ fn echo_round_trip(server: EphemeralUdp, client: &UdpSocket, message: &[u8]) -> 
 
 #[test]
 fn many_threads_bind_distinct_live_ports_and_echo() -> io::Result<()> {
-    let all_bound = Arc::new(Barrier::new(THREADS));
-    let workers: Vec<_> = (0..THREADS)
-        .map(|i| {
-            let all_bound = Arc::clone(&all_bound);
-            thread::spawn(move || -> io::Result<u16> {
-                let server = EphemeralUdp::bind()?;
-                let port = server.port();
-                // Every socket is live when the ports are compared: none was released.
-                all_bound.wait();
-                let client = EphemeralUdp::bind()?;
-                let message = format!("hello from thread {i} to port {port}");
-                echo_round_trip(server, &client, message.as_bytes())?;
-                Ok(port)
-            })
-        })
-        .collect();
-    let mut ports = HashSet::new();
-    for worker in workers {
-        let port = worker.join().expect("worker panicked")?;
-        assert_ne!(port, 0);
-        assert!(ports.insert(port), "port {port} was handed out twice");
-    }
+    let ports = distinct_ports(THREADS, |i, all_bound| {
+        let server = EphemeralUdp::bind()?;
+        let port = server.port();
+        // Every socket is live when the ports are compared: none was released.
+        all_bound.wait();
+        let client = EphemeralUdp::bind()?;
+        let message = format!("hello from thread {i} to port {port}");
+        echo_round_trip(server, &client, message.as_bytes())?;
+        Ok([port])
+    })?;
     assert_eq!(ports.len(), THREADS);
     Ok(())
 }
@@ -101,29 +85,17 @@ fn pair_is_connected_both_ways() -> Result<(), Box<dyn Error>> {
 
 #[test]
 fn pairs_from_many_threads_are_distinct() -> io::Result<()> {
-    let all_bound = Arc::new(Barrier::new(THREADS));
-    let workers: Vec<_> = (0..THREADS)
-        .map(|i| {
-            let all_bound = Arc::clone(&all_bound);
-            thread::spawn(move || -> io::Result<[u16; 2]> {
-                let (a, b) = EphemeralUdp::pair()?;
-                all_bound.wait();
-                b.set_read_timeout(SAFETY_NET)?;
-                let message = format!("pair {i}");
-                a.send(message.as_bytes())?;
-                let mut buf = [0; 64];
-                let n = b.recv(&mut buf)?;
-                assert_eq!(&buf[..n], message.as_bytes());
-                Ok([a.port(), b.port()])
-            })
-        })
-        .collect();
-    let mut ports = HashSet::new();
-    for worker in workers {
-        for port in worker.join().expect("worker panicked")? {
-            assert!(ports.insert(port), "port {port} was handed out twice");
-        }
-    }
+    let ports = distinct_ports(THREADS, |i, all_bound| {
+        let (a, b) = EphemeralUdp::pair()?;
+        all_bound.wait();
+        b.set_read_timeout(SAFETY_NET)?;
+        let message = format!("pair {i}");
+        a.send(message.as_bytes())?;
+        let mut buf = [0; 64];
+        let n = b.recv(&mut buf)?;
+        assert_eq!(&buf[..n], message.as_bytes());
+        Ok([a.port(), b.port()])
+    })?;
     assert_eq!(ports.len(), 2 * THREADS);
     Ok(())
 }
@@ -155,24 +127,7 @@ fn ipv6_binds_and_echoes_where_available() -> io::Result<()> {
 
 #[test]
 fn binding_an_address_of_another_host_fails_clearly() {
-    // 192.0.2.0/24 (TEST-NET-1) is reserved for documentation: no host is configured with it.
-    let err = match EphemeralUdp::bind_ip([192, 0, 2, 1]) {
-        Ok(socket) => {
-            eprintln!("skipping: this host binds non-local addresses ({socket:?})");
-            return;
-        }
-        Err(err) => err,
-    };
-    assert_eq!(err.kind(), ErrorKind::AddrNotAvailable, "{err}");
-    let msg = err.to_string();
-    assert!(
-        msg.starts_with("isofix: bind UDP socket to 192.0.2.1:0: "),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("; hint: 192.0.2.1 is not an address of this host"),
-        "{msg}"
-    );
+    other_host_refused_clearly(EphemeralUdp::bind_ip(OTHER_HOST), "UDP socket");
 }
 
 #[test]

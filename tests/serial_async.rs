@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use isofix::__private::{enter, enter_async, serial_builder};
 use isofix::serial::SerialBuilder;
-use isofix::SerialGuard;
-use serial_support::{enter as enter_section, unique, Mode, Scratch, SAFETY};
+use isofix::{IsolatedDir, SerialGuard};
+use serial_support::{enter as enter_section, unique, Mode, SAFETY};
 
 const _: () = {
     const fn assert_send<T: Send>() {}
@@ -22,7 +22,7 @@ const _: () = {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_exclude_each_other_and_hold_across_awaits() {
     let group = unique("async-tasks");
-    let scratch = Scratch::new("async-markers");
+    let scratch = IsolatedDir::new().unwrap();
     let tasks: Vec<_> = (0..6)
         .map(|i| {
             let (group, dir) = (group.clone(), scratch.path().to_owned());

@@ -7,8 +7,8 @@ use std::io::ErrorKind;
 use std::thread;
 use std::time::Duration;
 
-use isofix::SerialGuard;
-use serial_support::{child_role, spawn, unique, Scratch, SAFETY};
+use isofix::{IsolatedDir, SerialGuard};
+use serial_support::{child_role, spawn, unique, SAFETY};
 
 fn held_elsewhere(group: &str, shared: bool) -> bool {
     let g = group.to_owned();
@@ -26,13 +26,12 @@ fn held_elsewhere(group: &str, shared: bool) -> bool {
 fn killed_holder_releases(test: &str, mode: &str) {
     let group = unique("sigkill");
     let mut child = spawn(test, &["hold", &group, mode], &[]);
-    assert!(child.next().starts_with("held"));
+    assert!(child.read_marked().starts_with("held"));
     assert!(
         held_elsewhere(&group, false),
         "the child should hold the group"
     );
-    child.child.kill().unwrap(); // SIGKILL: no destructor runs
-    child.child.wait().unwrap();
+    child.kill(); // SIGKILL: no destructor runs
     let guard = SerialGuard::group(&group).timeout(SAFETY).acquire();
     assert!(guard.is_ok(), "{guard:?}");
 }
@@ -58,9 +57,8 @@ fn sigkill_of_a_limited_holder_releases() {
         &["hold", &group, "max1"],
         &[],
     );
-    assert!(child.next().starts_with("held"));
-    child.child.kill().unwrap();
-    child.child.wait().unwrap();
+    assert!(child.read_marked().starts_with("held"));
+    child.kill();
     let guard = SerialGuard::group(&group)
         .max_holders(1)
         .timeout(SAFETY)
@@ -95,7 +93,7 @@ fn panic_inside_the_section_releases() {
 #[test]
 fn records_of_killed_holders_are_removed() {
     child_role();
-    let scratch = Scratch::new("records");
+    let scratch = IsolatedDir::new().unwrap();
     let dir = scratch.path().to_str().unwrap();
     let group = unique("records");
     let mut child = spawn(
@@ -103,9 +101,12 @@ fn records_of_killed_holders_are_removed() {
         &["hold", &group, "sh"],
         &[("ISOFIX_LOCK_DIR", dir)],
     );
-    let pid = child.next().strip_prefix("held ").unwrap().to_owned();
-    child.child.kill().unwrap();
-    child.child.wait().unwrap();
+    let pid = child
+        .read_marked()
+        .strip_prefix("held ")
+        .unwrap()
+        .to_owned();
+    child.kill();
     let records = scratch.path().join("holders");
     let of_child = || {
         fs::read_dir(&records)

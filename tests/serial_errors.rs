@@ -3,16 +3,16 @@
 mod serial_support;
 
 use std::fs;
-use std::io::{BufRead, ErrorKind};
+use std::io::ErrorKind;
 use std::thread;
 use std::time::Duration;
 
-use isofix::SerialGuard;
-use serial_support::{child_role, spawn, unique, Scratch, SAFETY};
+use isofix::{IsolatedDir, SerialGuard};
+use serial_support::{child_role, spawn, unique, SAFETY};
 
 #[test]
 fn any_name_maps_to_a_file_inside_the_lock_dir() {
-    let scratch = Scratch::new("names");
+    let scratch = IsolatedDir::new().unwrap();
     let long = "x/".repeat(5_000);
     let names = [
         "with spaces",
@@ -96,7 +96,7 @@ fn refused(dir: &std::path::Path, why: &str) {
 #[test]
 fn hostile_lock_dirs_are_refused() {
     use std::os::unix::fs::PermissionsExt;
-    let scratch = Scratch::new("hostile");
+    let scratch = IsolatedDir::new().unwrap();
     let real = scratch.path().join("real");
     fs::create_dir(&real).unwrap();
     fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).unwrap();
@@ -119,7 +119,7 @@ fn hostile_lock_dirs_are_refused() {
 fn hostile_lock_dir_from_the_environment_is_refused() {
     child_role();
     use std::os::unix::fs::PermissionsExt;
-    let scratch = Scratch::new("hostile-env");
+    let scratch = IsolatedDir::new().unwrap();
     let open = scratch.path().join("open");
     fs::create_dir(&open).unwrap();
     fs::set_permissions(&open, fs::Permissions::from_mode(0o757)).unwrap();
@@ -128,13 +128,13 @@ fn hostile_lock_dir_from_the_environment_is_refused() {
         &["try", &unique("env")],
         &[("ISOFIX_LOCK_DIR", open.to_str().unwrap())],
     );
-    let said = child.next();
+    let said = child.read_marked();
     assert!(said.starts_with("err PermissionDenied"), "{said}");
     assert!(
         said.contains("ISOFIX_LOCK_DIR") && said.contains("757"),
         "{said}"
     );
-    assert!(child.finish().0);
+    child.finish().assert_success();
 }
 
 #[test]
@@ -173,7 +173,11 @@ fn timeout_names_shared_holders_in_other_processes() {
         &["hold", &group, "max3"],
         &[],
     );
-    let pid = child.next().strip_prefix("held ").unwrap().to_owned();
+    let pid = child
+        .read_marked()
+        .strip_prefix("held ")
+        .unwrap()
+        .to_owned();
     let err = SerialGuard::group(&group)
         .timeout(Duration::from_millis(100))
         .acquire()
@@ -182,7 +186,7 @@ fn timeout_names_shared_holders_in_other_processes() {
     let msg = err.to_string();
     assert!(msg.contains(&format!("pid {pid}")), "{msg}");
     assert!(msg.contains("slot-1/3"), "{msg}");
-    assert!(child.finish().0);
+    child.finish().assert_success();
     // The abandoned wait let go as soon as it got the group.
     let _now = SerialGuard::group(&group)
         .timeout(SAFETY)
@@ -204,20 +208,19 @@ fn long_wait_warns_once() {
     let mut warning = String::new();
     loop {
         warning.clear();
-        assert_ne!(
-            child.stderr.read_line(&mut warning).unwrap(),
-            0,
-            "no warning"
-        );
+        assert!(child.read_stderr_line(&mut warning), "no warning");
         if warning.contains("has waited") {
             break;
         }
     }
     drop(held);
-    assert_eq!(child.next(), "ok");
-    let (ok, rest) = child.finish();
-    assert!(ok, "{rest}");
-    assert!(!rest.contains("has waited"), "warned twice: {rest}");
+    assert_eq!(child.read_marked(), "ok");
+    let rest = child.finish();
+    rest.assert_success();
+    assert!(
+        !rest.stdout.contains("has waited") && !rest.stderr.contains("has waited"),
+        "warned twice: {rest:?}"
+    );
     for needle in [
         format!("{group:?}"),
         format!("pid {}", std::process::id()),
@@ -238,11 +241,11 @@ fn bad_environment_settings_are_reported() {
         &["try", &group],
         &[("ISOFIX_LOCK_TIMEOUT_SECS", "soon")],
     );
-    let said = child.next();
+    let said = child.read_marked();
     assert!(said.starts_with("err InvalidInput"), "{said}");
     assert!(said.contains("ISOFIX_LOCK_TIMEOUT_SECS"), "{said}");
     drop(held);
-    assert!(child.finish().0);
+    child.finish().assert_success();
 }
 
 #[test]

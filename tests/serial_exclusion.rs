@@ -7,14 +7,14 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use isofix::SerialGuard;
-use serial_support::{child_role, enter, hammer, mode_arg, spawn, unique, Mode, Scratch, SAFETY};
+use isofix::{IsolatedDir, SerialGuard};
+use serial_support::{child_role, enter, hammer, mode_arg, spawn, unique, Mode, SAFETY};
 
 const ROUNDS: usize = 150;
 
 /// Runs workers in child processes and threads at once; any overlap fails a marker.
 fn mixed_workers(test: &str, group: &str, procs: &[Mode], threads: &[Mode]) {
-    let scratch = Scratch::new("markers");
+    let scratch = IsolatedDir::new().unwrap();
     let dir = scratch.path().to_str().unwrap().to_owned();
     let rounds = ROUNDS.to_string();
     let children: Vec<_> = procs
@@ -33,9 +33,8 @@ fn mixed_workers(test: &str, group: &str, procs: &[Mode], threads: &[Mode]) {
         worker.join().unwrap().unwrap();
     }
     for mut child in children {
-        assert_eq!(child.next(), "done");
-        let (ok, out) = child.finish();
-        assert!(ok, "{out}");
+        assert_eq!(child.read_marked(), "done");
+        child.finish().assert_success();
     }
 }
 
@@ -79,14 +78,14 @@ fn at_most_n_holders() {
 fn shared_holders_hold_at_once_across_processes() {
     child_role();
     let group = unique("shared-overlap");
-    let scratch = Scratch::new("markers");
+    let scratch = IsolatedDir::new().unwrap();
     let dir = scratch.path().to_str().unwrap();
     let mut child = spawn(
         "shared_holders_hold_at_once_across_processes",
         &["hold", &group, "sh", dir],
         &[],
     );
-    assert!(child.next().starts_with("held"));
+    assert!(child.read_marked().starts_with("held"));
     // While the child holds it shared, so can this process (and a thread of it): a shared
     // lock that excluded would time out here.
     let mine = Mode::Shared.acquire(&group).unwrap();
@@ -106,8 +105,7 @@ fn shared_holders_hold_at_once_across_processes() {
     });
     drop(marker);
     drop(mine);
-    let (ok, out) = child.finish();
-    assert!(ok, "{out}");
+    child.finish().assert_success();
     writer.join().unwrap();
 }
 

@@ -7,21 +7,23 @@
 //! inside the group until all the others are running, so that a lock that let two in
 //! would be caught.
 
+#[path = "support/child.rs"]
+mod child;
+
 use std::fs::OpenOptions;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use isofix::serial_group;
 use rstest::{fixture, rstest};
 use test_case::test_case;
 
-/// Set in the children that [`every_composition_excludes_the_others_across_processes`]
-/// starts; they then wait inside the group until the parent lets them go.
-const CHILD: &str = "ISOFIX_TEST_SERIAL_GROUP_CHILD";
-/// What a child prints once inside the group.
-const INSIDE: &str = "@@isofix-inside@@";
+/// The role of the children that [`every_composition_excludes_the_others_across_processes`]
+/// starts: they wait inside the group until the parent lets them go.
+const HOLD: &str = "hold";
+/// What a child says once inside the group.
+const INSIDE: &str = "inside";
 
 /// A marker file that exists only while someone is inside the group.
 struct Marker(PathBuf);
@@ -71,11 +73,10 @@ fn left_by_dead_process(marker: &str) -> bool {
 /// The body of every guarded function: be alone in the group for a while.
 fn inside_the_group(holder: &str) {
     let _marker = Marker::create(holder);
-    if std::env::var_os(CHILD).is_some() {
-        println!("\n{INSIDE}");
+    if child::role().as_deref() == Some(HOLD) {
+        child::say(INSIDE);
         // Stay inside until the parent closes our stdin.
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).unwrap();
+        child::wait_for_stdin_to_close();
     }
 }
 
@@ -276,54 +277,36 @@ enum Event {
     /// libtest announced the test: the child is about to take the group.
     Started(usize),
     Inside(usize),
-    Exited(usize),
+    Exited(usize, child::Finished),
 }
 
 #[test]
 fn every_composition_excludes_the_others_across_processes() {
-    if std::env::var_os(CHILD).is_some() {
+    if child::role().is_some() {
         return;
     }
     let (events_tx, events) = mpsc::channel();
-    let mut children = Vec::new();
     let mut stdins = Vec::new();
     for (i, &test) in GUARDED_TESTS.iter().enumerate() {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(CHILD, "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        stdins.push(child.stdin.take());
-        let mut stdout = child.stdout.take().unwrap();
+        let mut child = child::Child::spawn(&mut child::command(test, HOLD));
+        stdins.push(child.take_stdin());
         let events = events_tx.clone();
         std::thread::spawn(move || {
-            // Read as it comes, not by lines: libtest ends its `test <name> ... ` line only
-            // when the test ends.
-            let announced = format!("test {test} ... ");
-            let mut seen = String::new();
-            let mut chunk = [0; 4096];
-            let (mut started, mut inside) = (false, false);
-            while let Ok(len @ 1..) = stdout.read(&mut chunk) {
-                seen.push_str(&String::from_utf8_lossy(&chunk[..len]));
-                if !started && seen.contains(&announced) {
-                    started = true;
-                    events.send(Event::Started(i)).unwrap();
-                }
-                if !inside && seen.contains(INSIDE) {
-                    inside = true;
+            // libtest ends its `test <name> ... ` line only when the test ends.
+            if child.wait_for_text(&format!("test {test} ... ")) {
+                events.send(Event::Started(i)).unwrap();
+                if child.try_read_marked().as_deref() == Some(INSIDE) {
                     events.send(Event::Inside(i)).unwrap();
                 }
             }
-            events.send(Event::Exited(i)).unwrap();
+            events.send(Event::Exited(i, child.finish())).unwrap();
         });
-        children.push(child);
     }
     drop(events_tx);
 
     let n = GUARDED_TESTS.len();
-    let (mut started, mut entered, mut exited) = (vec![false; n], vec![false; n], vec![false; n]);
+    let (mut started, mut entered) = (vec![false; n], vec![false; n]);
+    let mut exited: Vec<Option<child::Finished>> = (0..n).map(|_| None).collect();
     // The child inside the group that has not been let go yet.
     let mut inside = None;
     for event in events {
@@ -339,20 +322,24 @@ fn every_composition_excludes_the_others_across_processes() {
                 inside = Some(i);
                 entered[i] = true;
             }
-            Event::Exited(i) => exited[i] = true,
+            Event::Exited(i, finished) => exited[i] = Some(finished),
         }
         // Let the holder go once every other child is running (or done): a child that
         // was not kept out by the group would then be inside at the same time.
         if let Some(holder) = inside {
-            if (0..n).all(|j| j == holder || started[j] || exited[j]) {
+            if (0..n).all(|j| j == holder || started[j] || exited[j].is_some()) {
                 stdins[holder] = None;
                 inside = None;
             }
         }
     }
-    for (i, mut child) in children.into_iter().enumerate() {
-        let status = child.wait().unwrap();
-        assert!(status.success(), "{} failed: {status}", GUARDED_TESTS[i]);
+    for (i, finished) in exited.into_iter().enumerate() {
+        let finished = finished.unwrap();
+        assert!(
+            finished.status.success(),
+            "{} failed: {finished:?}",
+            GUARDED_TESTS[i]
+        );
         assert!(
             entered[i],
             "{} never entered the group (is its name right?)",

@@ -40,6 +40,65 @@
 //! `isofix: bind TCP listener to [::1]:0: Cannot assign requested address (os error 99);
 //! hint: IPv6 loopback ::1 is not available here; use bind() for IPv4 127.0.0.1`.
 
+/// Implements, for an ephemeral socket type `$wrapper` that owns the std socket `$std` in
+/// its field `$field`, what it shares with that socket: `Deref` to it, `From` (documented
+/// by the doc comment given, whose example runs as a doc test), `Debug` showing it, and
+/// the platform's handle traits (`AsFd`/`AsRawFd` on Unix, `AsSocket`/`AsRawSocket` on
+/// Windows). Each is a plain forward to the std socket.
+macro_rules! wrap_std_socket {
+    ($(#[$from_doc:meta])* $wrapper:ident($field:ident: $std:ty)) => {
+        impl ::std::ops::Deref for $wrapper {
+            type Target = $std;
+
+            fn deref(&self) -> &$std {
+                &self.$field
+            }
+        }
+
+        impl From<$wrapper> for $std {
+            $(#[$from_doc])*
+            fn from(wrapper: $wrapper) -> $std {
+                wrapper.$field
+            }
+        }
+
+        impl ::std::fmt::Debug for $wrapper {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                // The std socket's Debug already shows the address and the descriptor.
+                f.debug_tuple(stringify!($wrapper)).field(&self.$field).finish()
+            }
+        }
+
+        #[cfg(unix)]
+        impl ::std::os::fd::AsFd for $wrapper {
+            fn as_fd(&self) -> ::std::os::fd::BorrowedFd<'_> {
+                ::std::os::fd::AsFd::as_fd(&self.$field)
+            }
+        }
+
+        #[cfg(unix)]
+        impl ::std::os::fd::AsRawFd for $wrapper {
+            fn as_raw_fd(&self) -> ::std::os::fd::RawFd {
+                ::std::os::fd::AsRawFd::as_raw_fd(&self.$field)
+            }
+        }
+
+        #[cfg(windows)]
+        impl ::std::os::windows::io::AsSocket for $wrapper {
+            fn as_socket(&self) -> ::std::os::windows::io::BorrowedSocket<'_> {
+                ::std::os::windows::io::AsSocket::as_socket(&self.$field)
+            }
+        }
+
+        #[cfg(windows)]
+        impl ::std::os::windows::io::AsRawSocket for $wrapper {
+            fn as_raw_socket(&self) -> ::std::os::windows::io::RawSocket {
+                ::std::os::windows::io::AsRawSocket::as_raw_socket(&self.$field)
+            }
+        }
+    };
+}
+
 mod addr;
 mod tcp;
 mod tcp_builder;

@@ -1,11 +1,5 @@
-use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::ops::Deref;
-#[cfg(unix)]
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-#[cfg(windows)]
-use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 
 use super::addr::{connectable, url};
 use super::EphemeralTcpBuilder;
@@ -304,15 +298,7 @@ impl EphemeralTcp {
     }
 }
 
-impl Deref for EphemeralTcp {
-    type Target = TcpListener;
-
-    fn deref(&self) -> &TcpListener {
-        &self.listener
-    }
-}
-
-impl From<EphemeralTcp> for TcpListener {
+wrap_std_socket! {
     /// The same as [`EphemeralTcp::into_listener`].
     ///
     /// ```
@@ -324,42 +310,5 @@ impl From<EphemeralTcp> for TcpListener {
     /// # Ok(())
     /// # }
     /// ```
-    fn from(tcp: EphemeralTcp) -> TcpListener {
-        tcp.listener
-    }
-}
-
-impl fmt::Debug for EphemeralTcp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The std socket's Debug already shows the address and the descriptor.
-        f.debug_tuple("EphemeralTcp").field(&self.listener).finish()
-    }
-}
-
-#[cfg(unix)]
-impl AsFd for EphemeralTcp {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.listener.as_fd()
-    }
-}
-
-#[cfg(unix)]
-impl AsRawFd for EphemeralTcp {
-    fn as_raw_fd(&self) -> RawFd {
-        self.listener.as_raw_fd()
-    }
-}
-
-#[cfg(windows)]
-impl AsSocket for EphemeralTcp {
-    fn as_socket(&self) -> BorrowedSocket<'_> {
-        self.listener.as_socket()
-    }
-}
-
-#[cfg(windows)]
-impl AsRawSocket for EphemeralTcp {
-    fn as_raw_socket(&self) -> RawSocket {
-        self.listener.as_raw_socket()
-    }
+    EphemeralTcp(listener: TcpListener)
 }

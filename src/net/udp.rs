@@ -1,11 +1,5 @@
-use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::ops::Deref;
-#[cfg(unix)]
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-#[cfg(windows)]
-use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 
 use super::addr::{any_port, bind_hint, connectable};
 use crate::common::error::{wrap, Context};
@@ -258,15 +252,7 @@ impl EphemeralUdp {
     }
 }
 
-impl Deref for EphemeralUdp {
-    type Target = UdpSocket;
-
-    fn deref(&self) -> &UdpSocket {
-        &self.socket
-    }
-}
-
-impl From<EphemeralUdp> for UdpSocket {
+wrap_std_socket! {
     /// The same as [`EphemeralUdp::into_socket`].
     ///
     /// ```
@@ -278,42 +264,5 @@ impl From<EphemeralUdp> for UdpSocket {
     /// # Ok(())
     /// # }
     /// ```
-    fn from(udp: EphemeralUdp) -> UdpSocket {
-        udp.socket
-    }
-}
-
-impl fmt::Debug for EphemeralUdp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The std socket's Debug already shows the address and the descriptor.
-        f.debug_tuple("EphemeralUdp").field(&self.socket).finish()
-    }
-}
-
-#[cfg(unix)]
-impl AsFd for EphemeralUdp {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.socket.as_fd()
-    }
-}
-
-#[cfg(unix)]
-impl AsRawFd for EphemeralUdp {
-    fn as_raw_fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
-    }
-}
-
-#[cfg(windows)]
-impl AsSocket for EphemeralUdp {
-    fn as_socket(&self) -> BorrowedSocket<'_> {
-        self.socket.as_socket()
-    }
-}
-
-#[cfg(windows)]
-impl AsRawSocket for EphemeralUdp {
-    fn as_raw_socket(&self) -> RawSocket {
-        self.socket.as_raw_socket()
-    }
+    EphemeralUdp(socket: UdpSocket)
 }

@@ -1,19 +1,18 @@
-//! Shared by the `serial_*` tests: unique names, scratch directories, marker-file checks of
-//! exclusion, and child processes (this test binary re-run in a role chosen by an env var).
+//! Shared by the `serial_*` tests: unique names, marker-file checks of exclusion, and
+//! child processes (this test binary re-run in a role, see `support/child.rs`).
 #![allow(dead_code)]
 
+#[path = "../support/child.rs"]
+mod child;
+
 use std::fs;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use isofix::SerialGuard;
 
-/// Selects the child's role; unset in the parent.
-const ROLE_VAR: &str = "ISOFIX_SERIAL_TEST_ROLE";
-/// Prefix of the lines a child prints for its parent (libtest prints its own lines too).
-const MARK: &str = "ISOFIX-CHILD: ";
+pub use child::Child;
 
 /// A generous bound for waits that must end, so that a bug fails instead of hanging.
 pub const SAFETY: Duration = Duration::from_secs(60);
@@ -21,36 +20,6 @@ pub const SAFETY: Duration = Duration::from_secs(60);
 /// A group name no other test (or run) uses.
 pub fn unique(tag: &str) -> String {
     format!("isofix-test {tag} {}", uuid::Uuid::new_v4())
-}
-
-/// A fresh scratch directory, mode 0700, removed on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(tag: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("isofix-serial-test-{tag}-{}", uuid::Uuid::new_v4()));
-        let mut builder = fs::DirBuilder::new();
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&path).unwrap();
-        Self(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o700));
-        }
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// How a worker takes the group.
@@ -153,76 +122,9 @@ pub fn hammer(group: &str, dir: &Path, mode: Mode, who: &str, rounds: usize) -> 
     Ok(())
 }
 
-/// This binary re-run as a child: `--exact <test> --nocapture`, role in the environment.
-pub struct ChildProc {
-    pub child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    pub stderr: BufReader<ChildStderr>,
-}
-
-pub fn spawn(test: &str, role: &[&str], envs: &[(&str, &str)]) -> ChildProc {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["--exact", test, "--nocapture"])
-        .env(ROLE_VAR, role.join("\x1f"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in envs {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().unwrap();
-    ChildProc {
-        stdin: child.stdin.take(),
-        stdout: BufReader::new(child.stdout.take().unwrap()),
-        stderr: BufReader::new(child.stderr.take().unwrap()),
-        child,
-    }
-}
-
-impl ChildProc {
-    /// The rest of the next line the child marked, waiting for it.
-    pub fn next(&mut self) -> String {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if self.stdout.read_line(&mut line).unwrap() == 0 {
-                let mut err = String::new();
-                let _ = io::Read::read_to_string(&mut self.stderr, &mut err);
-                panic!("child ended without saying more; stderr:\n{err}");
-            }
-            if let Some(rest) = line.trim_end().strip_prefix(MARK) {
-                return rest.to_owned();
-            }
-        }
-    }
-
-    /// Closes the child's stdin (its signal to let go) and waits for it.
-    pub fn finish(mut self) -> (bool, String) {
-        drop(self.stdin.take());
-        let mut rest = String::new();
-        io::Read::read_to_string(&mut self.stdout, &mut rest).unwrap();
-        let mut err = String::new();
-        io::Read::read_to_string(&mut self.stderr, &mut err).unwrap();
-        let status = self.child.wait().unwrap();
-        (status.success(), format!("{rest}\n{err}"))
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-fn say(text: &str) {
-    let mut out = io::stdout().lock();
-    writeln!(out, "{MARK}{text}").unwrap();
-    out.flush().unwrap();
-}
-
-fn wait_for_stdin_eof() {
-    let mut sink = String::new();
-    let _ = io::Read::read_to_string(&mut io::stdin(), &mut sink);
+/// Starts this binary as a child running only `test`, playing `role` (see [`child_role`]).
+pub fn spawn(test: &str, role: &[&str], envs: &[(&str, &str)]) -> Child {
+    child::spawn(test, &role.join("\x1f"), envs)
 }
 
 /// In a child, plays the role and exits; in the parent, returns at once. Every test that
@@ -231,7 +133,7 @@ fn wait_for_stdin_eof() {
 /// Roles: `hold <group> <mode> [<marker dir>]` (hold until stdin closes),
 /// `hammer <group> <mode> <marker dir> <rounds>`, `try <group>` (report the result).
 pub fn child_role() {
-    let Ok(role) = std::env::var(ROLE_VAR) else {
+    let Some(role) = child::role() else {
         return;
     };
     let args: Vec<&str> = role.split('\x1f').collect();
@@ -247,11 +149,11 @@ pub fn child_role() {
                 )
                 .unwrap()
             });
-            say(&format!("held {}", std::process::id()));
-            wait_for_stdin_eof();
+            child::say(&format!("held {}", std::process::id()));
+            child::wait_for_stdin_to_close();
             drop(marker);
             drop(guard);
-            say("released");
+            child::say("released");
             0
         }
         ["hammer", group, mode, dir, rounds] => {
@@ -264,30 +166,25 @@ pub fn child_role() {
                 rounds.parse().unwrap(),
             ) {
                 Ok(()) => {
-                    say("done");
+                    child::say("done");
                     0
                 }
                 Err(e) => {
-                    say(&format!("violation {e}"));
+                    child::say(&format!("violation {e}"));
                     1
                 }
             }
         }
         ["try", group] => {
             match SerialGuard::lock(group) {
-                Ok(_) => say("ok"),
-                Err(e) => say(&format!("err {:?} {e}", e.kind())),
+                Ok(_) => child::say("ok"),
+                Err(e) => child::say(&format!("err {:?} {e}", e.kind())),
             }
             0
         }
         other => panic!("unknown role {other:?}"),
     };
     std::process::exit(code);
-}
-
-/// Spawns a child role for the test `test`, with `group`, `mode`.
-pub fn role_args<'a>(name: &'a str, group: &'a str, mode: &'a str) -> Vec<&'a str> {
-    vec![name, group, mode]
 }
 
 pub fn mode_arg(mode: Mode) -> String {
