@@ -201,6 +201,14 @@ fn crate_path_absolute() {
     let _a = Marker::create("a");
 }
 
+// The path is read as Rust tokens, so a comment in it is no part of the path (and must not
+// swallow the rest of the generated statement).
+#[test]
+#[serial_group("isofix-tests-forms-a", crate = "::isofix // the crate itself")]
+fn crate_path_with_a_comment() {
+    let _a = Marker::create("a");
+}
+
 // The function keeps working as written.
 
 /// Generic, with a where clause, returning a borrow of its argument from its tail.

@@ -323,7 +323,9 @@ fn integer(
         .map_err(|_| Error::args(start, end, format!("`{option}` is too large")))
 }
 
-/// The path of `crate = "path"`, checked to be a plain path such as `::isofix`.
+/// The path of `crate = "path"`, checked to be a plain path such as `::isofix`, and
+/// rebuilt from its tokens: the string may hold comments, and a `//` one copied into the
+/// generated statement would swallow the rest of it.
 fn crate_path(literal: Option<&TokenTree>, start: Span, end: Span) -> Result<String, Error> {
     let invalid = || {
         Error::args(
@@ -340,12 +342,14 @@ fn crate_path(literal: Option<&TokenTree>, start: Span, end: Span) -> Result<Str
         .collect();
     // `::`? ident (`::` ident)*
     let mut expect_ident = !matches!(tokens.first(), Some(TokenTree::Punct(_)));
+    let mut path = String::new();
     let mut i = 0;
     while i < tokens.len() {
         if expect_ident {
-            if !matches!(tokens[i], TokenTree::Ident(_)) {
+            let TokenTree::Ident(ident) = &tokens[i] else {
                 return Err(invalid());
-            }
+            };
+            path.push_str(&ident.to_string());
             i += 1;
         } else {
             match (&tokens[i], tokens.get(i + 1)) {
@@ -354,6 +358,7 @@ fn crate_path(literal: Option<&TokenTree>, start: Span, end: Span) -> Result<Str
                         && b.as_char() == ':'
                         && a.spacing() == Spacing::Joint =>
                 {
+                    path.push_str("::");
                     i += 2;
                 }
                 _ => return Err(invalid()),
@@ -364,5 +369,5 @@ fn crate_path(literal: Option<&TokenTree>, start: Span, end: Span) -> Result<Str
     if expect_ident || tokens.is_empty() {
         return Err(invalid());
     }
-    Ok(value)
+    Ok(path)
 }
