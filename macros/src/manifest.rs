@@ -59,10 +59,12 @@ fn renamed_in(dir: &Path) -> Option<String> {
 /// the one `package.workspace` names, else the nearest manifest, from `dir` upwards, that
 /// has a `[workspace]` table — where Cargo looks too.
 fn workspace_manifest(dir: &Path, member: &str) -> Option<String> {
-    let named = entries(member).into_iter().find_map(|(key, value)| match value {
-        Value::Str(root) if key == ["package", "workspace"] => Some(root),
-        _ => None,
-    });
+    let named = entries(member)
+        .into_iter()
+        .find_map(|(key, value)| match value {
+            Value::Str(root) if key == ["package", "workspace"] => Some(root),
+            _ => None,
+        });
     if let Some(root) = named {
         return std::fs::read_to_string(dir.join(root).join("Cargo.toml")).ok();
     }
@@ -83,11 +85,7 @@ fn workspace_manifest(dir: &Path, member: &str) -> Option<String> {
 /// The name of the dependency of `member` that is inherited from the workspace
 /// (`name.workspace = true`) whose root manifest, `root`, renames `package` under it in
 /// `[workspace.dependencies]`. Regular dependencies win, as in [`dependency_name`].
-pub(crate) fn inherited_dependency_name(
-    member: &str,
-    root: &str,
-    package: &str,
-) -> Option<String> {
+pub(crate) fn inherited_dependency_name(member: &str, root: &str, package: &str) -> Option<String> {
     let renamed: Vec<String> = entries(root)
         .into_iter()
         .filter_map(|(key, value)| match (key.as_slice(), value) {
@@ -497,10 +495,7 @@ mod tests {
             "crates/app/Cargo.toml",
             "[package]\nname = \"app\"\n[dev-dependencies]\niso.workspace = true\n",
         );
-        assert_eq!(
-            renamed_in(member.parent().unwrap()).as_deref(),
-            Some("iso")
-        );
+        assert_eq!(renamed_in(member.parent().unwrap()).as_deref(), Some("iso"));
     }
 
     #[test]
