@@ -270,3 +270,79 @@ fn released_holders_are_not_named() {
     assert!(msg.contains("exclusive"), "{msg}");
     assert!(!msg.contains("slot-"), "a released holder is named: {msg}");
 }
+
+/// Starts a child playing `role` on `group` (held here), waits until it warns that it
+/// waits, lets go, and returns what the child then says.
+fn waits_then_gets(test: &str, group: &str, role: &[&str], envs: &[(&str, &str)]) -> String {
+    let held = SerialGuard::lock(group).unwrap();
+    let mut envs = envs.to_vec();
+    envs.push(("ISOFIX_WAIT_WARN_SECS", "0"));
+    let mut child = spawn(test, role, &envs);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            child.read_stderr_line(&mut line),
+            "the child never waited: {:?}",
+            child.finish()
+        );
+        if line.contains("has waited") {
+            break;
+        }
+    }
+    drop(held);
+    let said = child.read_marked();
+    child.finish().assert_success();
+    said
+}
+
+#[test]
+fn endless_timeouts_wait_instead_of_panicking() {
+    child_role();
+    let test = "endless_timeouts_wait_instead_of_panicking";
+    let group = unique("endless");
+    // `Duration::MAX` from the builder, and a huge number of seconds from the environment:
+    // both mean "wait as long as it takes", not a deadline past the end of time.
+    let said = waits_then_gets(test, &group, &["try-for", &group, "max"], &[]);
+    assert_eq!(said, "ok");
+    let said = waits_then_gets(
+        test,
+        &group,
+        &["try", &group],
+        &[("ISOFIX_LOCK_TIMEOUT_SECS", "1e19")],
+    );
+    assert_eq!(said, "ok");
+    // A warning that would come after the end of time never comes; the timeout still does.
+    let _held = SerialGuard::lock(&group).unwrap();
+    let mut child = spawn(
+        test,
+        &["try-for", &group, "50"],
+        &[("ISOFIX_WAIT_WARN_SECS", "1e19")],
+    );
+    let said = child.read_marked();
+    assert!(said.starts_with("err TimedOut"), "{said}");
+    child.finish().assert_success();
+}
+
+#[test]
+fn timeouts_still_fire_when_stderr_is_gone() {
+    child_role();
+    let group = unique("no-stderr");
+    let _held = SerialGuard::lock(&group).unwrap();
+    let mut command = serial_support::command(
+        "timeouts_still_fire_when_stderr_is_gone",
+        &["try-for", &group, "50"],
+    );
+    // The warning, due at once, meets a closed pipe.
+    command.env("ISOFIX_WAIT_WARN_SECS", "0");
+    let mut child = command.spawn().unwrap();
+    drop(child.stderr.take());
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    assert!(
+        out.contains("ISOFIX-CHILD: err TimedOut"),
+        "the request did not time out: {out}"
+    );
+}

@@ -19,7 +19,7 @@ use super::held::{Held, Mode, PooledFile, DIR_VAR};
 use super::name::GroupFiles;
 use super::slots;
 use crate::common::error::wrap;
-use crate::common::file_lock::{self, LockMode};
+use crate::common::file_lock::LockMode;
 
 fn failed(e: io::Error, files: &Arc<GroupFiles>, mode: Mode) -> io::Error {
     wrap(
@@ -49,23 +49,19 @@ fn try_acquire_inner(
     holder: &Holder,
 ) -> io::Result<Option<Held>> {
     if mode == Mode::Exclusive {
-        let mut main = PooledFile::open(files.main(), files.main_key())?;
-        if !file_lock::try_lock(main.file(), LockMode::Exclusive)? {
+        let lock = PooledFile::try_lock(files.main(), files.main_key(), LockMode::Exclusive)?;
+        let Some(main) = lock else {
             return Ok(None);
-        }
-        main.set_locked();
+        };
         return finish(files, mode, holder, main, None).map(Some);
     }
-    let mut gate = PooledFile::open(files.gate(), files.gate_key())?;
-    if !file_lock::try_lock(gate.file(), LockMode::Exclusive)? {
+    let Some(gate) = PooledFile::try_lock(files.gate(), files.gate_key(), LockMode::Exclusive)?
+    else {
         return Ok(None);
-    }
-    gate.set_locked();
-    let mut main = PooledFile::open(files.main(), files.main_key())?;
-    if !file_lock::try_lock(main.file(), LockMode::Shared)? {
+    };
+    let Some(main) = PooledFile::try_lock(files.main(), files.main_key(), LockMode::Shared)? else {
         return Ok(None);
-    }
-    main.set_locked();
+    };
     let slot = match mode {
         Mode::Limited(n) => match slots::try_take(files, n)? {
             Some(slot) => Some(slot),
@@ -91,16 +87,12 @@ fn acquire_blocking_inner(
     mode: Mode,
     holder: &Holder,
 ) -> io::Result<Held> {
-    let mut gate = PooledFile::open(files.gate(), files.gate_key())?;
-    file_lock::lock(gate.file(), LockMode::Exclusive)?;
-    gate.set_locked();
-    let mut main = PooledFile::open(files.main(), files.main_key())?;
+    let gate = PooledFile::lock(files.gate(), files.gate_key(), LockMode::Exclusive)?;
     let main_mode = match mode {
         Mode::Exclusive => LockMode::Exclusive,
         Mode::Shared | Mode::Limited(_) => LockMode::Shared,
     };
-    file_lock::lock(main.file(), main_mode)?;
-    main.set_locked();
+    let main = PooledFile::lock(files.main(), files.main_key(), main_mode)?;
     let slot = match mode {
         Mode::Limited(n) => Some(slots::take(files, n)?),
         _ => None,

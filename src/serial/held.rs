@@ -16,8 +16,9 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
 use super::name::{FastMap, FileKey, GroupFiles};
 use super::records::RecordSlot;
 use crate::common::error::error;
-use crate::common::file_lock;
+use crate::common::file_lock::{self, LockMode};
 use crate::common::private_dir::{ensure_private_dir_cached, forget_checked};
+use crate::sys;
 
 /// The environment variable that moves the lock directory, named in hints.
 pub(crate) const DIR_VAR: &str = "ISOFIX_LOCK_DIR";
@@ -66,7 +67,7 @@ pub(crate) struct PooledFile {
 impl PooledFile {
     /// Takes an unlocked open file for `path` (pooled as `key`), opening (and creating) it
     /// if the pool has none (`open(2)` with `O_RDWR | O_CREAT`).
-    pub(crate) fn open(path: &Path, key: FileKey) -> io::Result<Self> {
+    fn open(path: &Path, key: FileKey) -> io::Result<Self> {
         let pooled = lock_ignoring_poison(&POOL).get_mut(&key).and_then(Vec::pop);
         let file = match pooled {
             Some(file) => file,
@@ -79,17 +80,53 @@ impl PooledFile {
         })
     }
 
-    pub(crate) fn file(&self) -> &File {
+    /// Opens (see [`open`](Self::open)) and locks `path` in `mode`, blocking until it can
+    /// (`flock(2)`).
+    pub(crate) fn lock(path: &Path, key: FileKey, mode: LockMode) -> io::Result<Self> {
+        loop {
+            let mut file = Self::open(path, key)?;
+            file_lock::lock(file.file(), mode)?;
+            file.locked = true;
+            if let Some(file) = file.still_named()? {
+                return Ok(file);
+            }
+        }
+    }
+
+    /// [`lock`](Self::lock) if that is possible at once (`flock(2)` with `LOCK_NB`).
+    pub(crate) fn try_lock(path: &Path, key: FileKey, mode: LockMode) -> io::Result<Option<Self>> {
+        loop {
+            let mut file = Self::open(path, key)?;
+            if !file_lock::try_lock(file.file(), mode)? {
+                return Ok(None);
+            }
+            file.locked = true;
+            if let Some(file) = file.still_named()? {
+                return Ok(Some(file));
+            }
+        }
+    }
+
+    /// The locked file if it still has a name (`fstat(2)`); else `None`, the file closed and
+    /// never pooled. A file loses its name when the lock directory is removed while it is
+    /// open (typically while it sits in the pool), and a lock on a file nobody else can
+    /// open any more excludes nobody: the caller opens the path again, which makes the
+    /// directory again.
+    fn still_named(mut self) -> io::Result<Option<Self>> {
+        if !sys::is_unlinked(self.file())? {
+            return Ok(Some(self));
+        }
+        self.unlock();
+        self.file = None;
+        Ok(None)
+    }
+
+    fn file(&self) -> &File {
         self.file.as_ref().expect("present until drop")
     }
 
-    /// Notes that the file is now locked, so that dropping it unlocks it.
-    pub(crate) fn set_locked(&mut self) {
-        self.locked = true;
-    }
-
     /// Unlocks the file now (`flock(LOCK_UN)`).
-    pub(crate) fn unlock(&mut self) {
+    fn unlock(&mut self) {
         if self.locked {
             self.locked = false;
             if file_lock::unlock(self.file()).is_err() {

@@ -15,14 +15,13 @@ use std::time::Duration;
 
 use super::held::PooledFile;
 use super::name::GroupFiles;
-use crate::common::file_lock::{self, LockMode};
+use crate::common::file_lock::LockMode;
 
 /// A free slot among the first `n`, locked, or `None` when all are busy.
 pub(crate) fn try_take(files: &GroupFiles, n: usize) -> io::Result<Option<(usize, PooledFile)>> {
     for i in 0..n {
-        let mut slot = PooledFile::open(&files.slot(i), files.slot_key(i))?;
-        if file_lock::try_lock(slot.file(), LockMode::Exclusive)? {
-            slot.set_locked();
+        let slot = PooledFile::try_lock(&files.slot(i), files.slot_key(i), LockMode::Exclusive)?;
+        if let Some(slot) = slot {
             return Ok(Some((i, slot)));
         }
     }

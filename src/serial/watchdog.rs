@@ -5,7 +5,7 @@
 //! nearest deadline (or a new request), prints the warning of requests that waited too
 //! long, once each, and fails those whose timeout passed. Nothing polls a lock.
 
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -94,14 +94,18 @@ struct Watch {
 }
 
 impl Watch {
+    // A deadline past what `Instant` can represent (`Duration::MAX`, `1e19` seconds) is
+    // never reached: no deadline, rather than an overflow panic.
     fn warn_at(&self) -> Option<Instant> {
-        (!self.wait.warned.load(Ordering::Relaxed))
-            .then(|| self.wait.started + self.wait.warn_after)
+        if self.wait.warned.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.wait.started.checked_add(self.wait.warn_after)
     }
 
     fn timeout_at(&self) -> Option<Instant> {
         self.pending.as_ref()?;
-        Some(self.wait.started + self.wait.timeout?)
+        self.wait.started.checked_add(self.wait.timeout?)
     }
 }
 
@@ -248,7 +252,11 @@ fn run() {
         // Reading the holders' records takes file system calls: done outside the lock.
         for item in due {
             match item {
-                Due::Warn(wait, files) => eprintln!("{}", wait.warning(&files)),
+                // Not `eprintln!`, which panics when stderr is a closed pipe: that would
+                // end this thread, and with it every timeout of the process.
+                Due::Warn(wait, files) => {
+                    let _ = writeln!(io::stderr(), "{}", wait.warning(&files));
+                }
                 Due::TimeOut(wait, files, pending) => pending.time_out(wait.timed_out(&files)),
             }
         }

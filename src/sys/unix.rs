@@ -60,6 +60,12 @@ pub(crate) fn owned_by_current_user(meta: &Metadata) -> bool {
     meta.uid() == euid()
 }
 
+/// Whether `file` no longer has a name (`fstat(2)` link count 0): its directory entry was
+/// removed since it was opened, so nobody opening the path gets this file any more.
+pub(crate) fn is_unlinked(file: &std::fs::File) -> io::Result<bool> {
+    Ok(file.metadata()?.nlink() == 0)
+}
+
 /// A path as bytes for storing in a file; Unix paths are byte strings, so every path fits.
 pub(crate) fn path_to_bytes(path: &Path) -> Option<Vec<u8>> {
     Some(path.as_os_str().as_bytes().to_vec())

@@ -36,6 +36,12 @@ pub(crate) fn owned_by_current_user(_meta: &Metadata) -> bool {
     true
 }
 
+/// Always `false`: std does not expose a handle's link count on Windows (open files there
+/// are rarely deletable anyway), so a file removed while open goes unnoticed.
+pub(crate) fn is_unlinked(_file: &std::fs::File) -> io::Result<bool> {
+    Ok(false)
+}
+
 /// A path as UTF-8 bytes for storing in a file, or `None` for the rare path that is not
 /// valid Unicode (such a path is then simply not stored).
 pub(crate) fn path_to_bytes(path: &Path) -> Option<Vec<u8>> {

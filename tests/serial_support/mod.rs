@@ -127,11 +127,17 @@ pub fn spawn(test: &str, role: &[&str], envs: &[(&str, &str)]) -> Child {
     child::spawn(test, &role.join("\x1f"), envs)
 }
 
+/// The command [`spawn`] runs, to adjust before starting it by hand.
+pub fn command(test: &str, role: &[&str]) -> std::process::Command {
+    child::command(test, &role.join("\x1f"))
+}
+
 /// In a child, plays the role and exits; in the parent, returns at once. Every test that
 /// spawns children calls it first.
 ///
 /// Roles: `hold <group> <mode> [<marker dir>]` (hold until stdin closes),
-/// `hammer <group> <mode> <marker dir> <rounds>`, `try <group>` (report the result).
+/// `hammer <group> <mode> <marker dir> <rounds>`, `try <group>` (report the result),
+/// `try-for <group> <millis | max>` (the same with a timeout, on a thread).
 pub fn child_role() {
     let Some(role) = child::role() else {
         return;
@@ -179,6 +185,26 @@ pub fn child_role() {
             match SerialGuard::lock(group) {
                 Ok(_) => child::say("ok"),
                 Err(e) => child::say(&format!("err {:?} {e}", e.kind())),
+            }
+            0
+        }
+        ["try-for", group, timeout] => {
+            // On a thread, so that a wait that never ends is reported instead of hanging.
+            let timeout = match *timeout {
+                "max" => Duration::MAX,
+                ms => Duration::from_millis(ms.parse().unwrap()),
+            };
+            let group = group.to_string();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let result = SerialGuard::group(group).timeout(timeout).acquire();
+                let _ = tx.send(result.map(drop));
+            });
+            match rx.recv_timeout(SAFETY) {
+                Ok(Ok(())) => child::say("ok"),
+                Ok(Err(e)) => child::say(&format!("err {:?} {e}", e.kind())),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => child::say("hung"),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => child::say("panicked"),
             }
             0
         }
