@@ -28,7 +28,9 @@ pub(crate) fn ensure_private_dir(path: &Path, var: &str) -> io::Result<()> {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| {
+                // Missing parents are made private too: the usual one is this user's state
+                // root, recreated after someone removed it mid-run.
+                sys::create_private_dir_all(parent).map_err(|e| {
                     wrap(
                         e,
                         format_args!("create parent of private directory {}", path.display()),
@@ -162,10 +164,13 @@ mod tests {
     #[test]
     fn creates_private_and_accepts_it_again() {
         let scratch = Scratch::new();
-        let dir = scratch.0.join("a").join("b");
+        let parent = scratch.0.join("a");
+        let dir = parent.join("b");
         ensure_private_dir(&dir, "V").unwrap();
-        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
+        for made in [&parent, &dir] {
+            let mode = std::fs::metadata(made).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", made.display());
+        }
         ensure_private_dir(&dir, "V").unwrap();
     }
 

@@ -24,6 +24,11 @@ pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     DirBuilder::new().mode(0o700).create(path)
 }
 
+/// `mkdir(2)` of `path` and every missing parent, each with mode 0700.
+pub(crate) fn create_private_dir_all(path: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
 /// Why an existing directory is not private to this user, or `None` when it is: it must be
 /// owned by the caller (`lstat(2)` uid equals `geteuid(2)`) and closed to group and others.
 pub(crate) fn not_private_reason(meta: &Metadata) -> Option<String> {

@@ -15,6 +15,11 @@ pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     DirBuilder::new().create(path)
 }
 
+/// `CreateDirectoryW` of `path` and every missing parent, with inherited ACLs.
+pub(crate) fn create_private_dir_all(path: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).create(path)
+}
+
 /// Always `None`: see the module documentation.
 pub(crate) fn not_private_reason(_meta: &Metadata) -> Option<String> {
     None
