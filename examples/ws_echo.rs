@@ -14,9 +14,11 @@
 //!   the tests run in parallel without colliding.
 //! - Two tests share something fixed — a broadcast log at one path under the system temp
 //!   dir, as a service with a configured log file would have. They take turns through the
-//!   group `ws-example-broadcast-log`: one with `#[isofix::serial_group]` above
-//!   `#[tokio::test]`, one with `SerialGuard::lock_async`. Both wait without blocking the
-//!   runtime, across threads (`cargo test`) and processes (`cargo nextest run`).
+//!   group `ws-example-broadcast-log`: one with `#[isofix::serial_group]` under
+//!   `#[tokio::test]`, which holds the group until the test's runtime and the server tasks
+//!   on it are gone, one with `SerialGuard::lock_async` inside the body, which waits without
+//!   blocking the runtime. They take turns across threads (`cargo test`) and processes
+//!   (`cargo nextest run`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -342,8 +344,11 @@ mod tests {
 
     /// Held only while a test is inside `LOG_GROUP`: a second test inside fails to take it.
     /// It is a kernel lock that is only ever tried, never waited for, so a run killed
-    /// inside leaves nothing stale behind.
-    struct Inside(#[allow(dead_code)] fs::File);
+    /// inside leaves no stale lock behind; the file goes when the test leaves the group.
+    struct Inside {
+        path: PathBuf,
+        _file: fs::File,
+    }
 
     impl Inside {
         fn enter() -> Inside {
@@ -357,7 +362,15 @@ mod tests {
             if let Err(e) = file.try_lock() {
                 panic!("{}: {e}: another test is inside the group", path.display());
             }
-            Inside(file)
+            Inside { path, _file: file }
+        }
+    }
+
+    impl Drop for Inside {
+        fn drop(&mut self) {
+            // Removed while still locked: a test that entered beside this one would have
+            // found the lock taken already, so removing it splits nothing it guards.
+            let _ = fs::remove_file(&self.path);
         }
     }
 
@@ -392,8 +405,8 @@ mod tests {
         fs::remove_file(log_path()).unwrap();
     }
 
-    #[isofix::serial_group("ws-example-broadcast-log", timeout = 30)]
     #[tokio::test]
+    #[isofix::serial_group("ws-example-broadcast-log", timeout = 30)]
     async fn logs_one_client() {
         broadcast_and_check_log(1, &["alpha", "beta", "gamma"]).await;
     }

@@ -92,7 +92,9 @@ fn serial_group_then_test() {
     inside_the_group("serial_group_then_test");
 }
 
-// Above `#[tokio::test]`, the attribute sees the `async fn` and awaits the groups.
+// Above `#[tokio::test]`, the attribute sees the `async fn` and moves beneath the runtime
+// attribute, so it ends up as in the next test (`tests/serial_group_runtime.rs` checks that
+// the groups outlive the runtime).
 #[serial_group("isofix-tests-compose")]
 #[tokio::test]
 async fn serial_group_then_tokio_current_thread() {
@@ -227,9 +229,9 @@ fn hold_until(entered: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
 #[serial_group("isofix-tests-compose-async")]
 async fn guarded_async() {}
 
-// On a current-thread runtime, a task waiting for a busy group must let the runtime's only
-// thread run other tasks: here the task that frees the group. Were the wait blocking, this
-// test would never end.
+// An `async fn` with no runtime attribute awaits its groups. On a current-thread runtime,
+// a task waiting for a busy group must let the runtime's only thread run other tasks: here
+// the task that frees the group. Were the wait blocking, this test would never end.
 #[tokio::test(flavor = "current_thread")]
 async fn waiting_in_async_fn_does_not_block_the_runtime() {
     let (entered_tx, entered) = mpsc::channel();

@@ -209,6 +209,40 @@ fn crate_path_with_a_comment() {
     let _a = Marker::create("a");
 }
 
+// Group names are string literals of any kind, escapes resolved as rustc resolves them:
+// the attribute holds the group the literal's value names, which another thread then finds
+// busy.
+
+#[test]
+#[serial_group(
+    "isofix-tests-forms-\"esc\"\t\\\u{e9}\x21\
+     -end"
+)]
+fn escaped_group_name() {
+    assert_held("isofix-tests-forms-\"esc\"\u{9}\\\u{e9}!-end");
+}
+
+#[test]
+#[serial_group(r#"isofix-tests-forms-"raw"\n"#)]
+fn raw_group_name() {
+    assert_held("isofix-tests-forms-\"raw\"\\n");
+}
+
+/// Fails unless `group` is held (by the calling test): a holder on another thread must
+/// time out, where a free group would be taken at once.
+fn assert_held(group: &'static str) {
+    let taken = std::thread::spawn(move || {
+        isofix::SerialGuard::group(group)
+            .timeout(std::time::Duration::from_millis(1))
+            .acquire()
+            .map(drop)
+    })
+    .join()
+    .unwrap();
+    let error = taken.expect_err("the attribute did not hold the group its literal names");
+    assert_eq!(error.kind(), ErrorKind::TimedOut, "{error}");
+}
+
 // The function keeps working as written.
 
 /// Generic, with a where clause, returning a borrow of its argument from its tail.

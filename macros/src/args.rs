@@ -251,7 +251,8 @@ fn duplicate_option(start: Span, end: Span, name: &str) -> Error {
     Error::args(start, end, format!("`{name}` is given twice"))
 }
 
-/// The value of a plain or raw string literal; the reason it is not one otherwise.
+/// The value of a plain or raw string literal, escapes resolved as rustc resolves them; the
+/// reason it is not one otherwise.
 fn string_value(token: &TokenTree) -> Result<String, String> {
     let text = token.to_string();
     let not_a_string =
@@ -268,24 +269,77 @@ fn string_value(token: &TokenTree) -> Result<String, String> {
             .and_then(|b| b.strip_suffix(closing.as_str()))
         {
             Some(value) => Ok(value.to_owned()),
-            None => Err("raw string literals with a suffix are not group names".to_owned()),
+            None => Err(format!(
+                "string literals with a suffix are not group names: `{text}`"
+            )),
         };
     }
     if text.starts_with(['b', 'c']) {
         return Err(format!(
-            "group names are plain string literals, not `{text}`"
+            "group names are text, so they are plain string literals, not `{text}`"
         ));
     }
     match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-        Some(value) if value.contains('\\') => Err(format!(
-            "escape sequences are not supported in group names: `{text}`"
-        )),
-        Some(value) => Ok(value.to_owned()),
+        Some(value) => unescape(value).ok_or_else(|| {
+            format!("the escape sequences of `{text}` are not valid in a string literal")
+        }),
         None if text.starts_with('"') => Err(format!(
             "string literals with a suffix are not group names: `{text}`"
         )),
         None => Err(not_a_string()),
     }
+}
+
+/// The text of a (non-raw) string literal's body with its escapes resolved: `\n`, `\r`,
+/// `\t`, `\\`, `\0`, `\'`, `\"`, `\x` (up to 7F), `\u{..}` and a line continuation
+/// (`\` at the end of a line skips the line break and the next line's leading whitespace).
+/// `None` for an escape rustc would refuse too.
+fn unescape(body: &str) -> Option<String> {
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next()? {
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            '0' => out.push('\0'),
+            e @ ('\\' | '\'' | '"') => out.push(e),
+            'x' => {
+                let hex: String = [chars.next()?, chars.next()?].iter().collect();
+                let byte = u8::from_str_radix(&hex, 16).ok().filter(u8::is_ascii)?;
+                out.push(char::from(byte));
+            }
+            'u' => {
+                if chars.next()? != '{' {
+                    return None;
+                }
+                let mut hex = String::new();
+                loop {
+                    match chars.next()? {
+                        '}' => break,
+                        '_' => {}
+                        d => hex.push(d),
+                    }
+                }
+                if hex.is_empty() || hex.len() > 6 {
+                    return None;
+                }
+                out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+            }
+            '\n' | '\r' => {
+                while chars
+                    .next_if(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
+                    .is_some()
+                {}
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 const SUFFIXES: [&str; 13] = [

@@ -5,7 +5,6 @@ use proc_macro::{Span, TokenStream, TokenTree};
 use crate::args::{Args, Mode};
 use crate::error::Error;
 use crate::item::FnItem;
-use crate::manifest;
 
 /// The name of the local that holds the guard. It is given a `mixed_site` span, so the
 /// function's own code can neither see nor shadow it.
@@ -21,10 +20,37 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> Result<TokenStream
     }
     let root = match &args.krate {
         Some((path, _)) => path.clone(),
-        None => manifest::isofix_path(),
+        None => "::isofix".to_owned(),
     };
+    if item.is_async {
+        // Above a runtime attribute, the groups must outlive the runtime, whose tasks (a
+        // server and its listener) live on after the body: move beneath it, onto the plain
+        // `fn` it generates, which takes the groups before the runtime starts.
+        if let Some(at) = item.runtime_attribute() {
+            return Ok(item.with_attribute_after(at, reemitted(&args, &root)));
+        }
+    }
     let statement = guard_statement(&args, &root, item.is_async);
     Ok(item.with_first_statement(statement))
+}
+
+/// `#[<root>::serial_group(..)]` with the (merged) arguments.
+fn reemitted(args: &Args, root: &str) -> TokenStream {
+    let mut parts: Vec<String> = args.groups.iter().map(|g| format!("{g:?}")).collect();
+    match args.mode.0 {
+        Mode::Exclusive => {}
+        Mode::Shared => parts.push("shared".to_owned()),
+        Mode::Max(n) => parts.push(format!("max = {n}")),
+    }
+    if let Some((seconds, _)) = args.timeout {
+        parts.push(format!("timeout = {seconds}"));
+    }
+    if args.krate.is_some() {
+        parts.push(format!("crate = {root:?}"));
+    }
+    format!("#[{root}::serial_group({})]", parts.join(", "))
+        .parse()
+        .expect("the attribute is valid Rust")
 }
 
 /// Folds a second `#[serial_group]` of the same function into the first, so that all the

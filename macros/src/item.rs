@@ -1,7 +1,7 @@
 //! The annotated item: a function with a body, split just enough to find its qualifiers,
 //! its outer attributes and its body.
 
-use proc_macro::{Delimiter, Group, Span, TokenStream, TokenTree};
+use proc_macro::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 
 use crate::error::Error;
 
@@ -28,17 +28,8 @@ impl FnItem {
         if let Some(last) = tokens.pop() {
             tokens.extend(invisible_group_contents(vec![last]));
         }
-        let mut attributes = Vec::new();
-        let mut i = 0;
-        while let (Some(TokenTree::Punct(p)), Some(TokenTree::Group(g))) =
-            (tokens.get(i), tokens.get(i + 1))
-        {
-            if p.as_char() != '#' || g.delimiter() != Delimiter::Bracket {
-                break;
-            }
-            attributes.push(i);
-            i += 2;
-        }
+        let attributes = outer_attributes(&tokens);
+        let mut i = attributes.last().map_or(0, |at| at + 2);
         let mut is_async = false;
         loop {
             let Some(token) = tokens.get(i) else {
@@ -114,7 +105,31 @@ impl FnItem {
         for &at in removed.iter().rev() {
             self.tokens.drain(at..at + 2);
         }
+        self.attributes = outer_attributes(&self.tokens);
         stacked
+    }
+
+    /// The index of the first attribute that runs an async test on a runtime it builds and
+    /// drops (`#[tokio::test]`, `#[sqlx::test]`, `#[test_log::test]`...): any attribute whose
+    /// path has two segments or more and ends in `test`.
+    pub(crate) fn runtime_attribute(&self) -> Option<usize> {
+        self.attributes.iter().copied().find(|&at| {
+            let TokenTree::Group(g) = &self.tokens[at + 1] else {
+                return false;
+            };
+            let (path, _) = attribute_path(g);
+            path.len() >= 2 && path.last().is_some_and(|last| last.to_string() == "test")
+        })
+    }
+
+    /// The function as written, with `attribute` inserted right after the attribute at
+    /// `at`, so that it is expanded on what that attribute generates.
+    pub(crate) fn with_attribute_after(mut self, at: usize, attribute: TokenStream) -> TokenStream {
+        let rest = self.tokens.split_off(at + 2);
+        let mut stream: TokenStream = self.tokens.into_iter().collect();
+        stream.extend(attribute);
+        stream.extend(rest);
+        stream
     }
 
     /// The function with `statement` as the first statement of its body (after any inner
@@ -150,20 +165,9 @@ impl FnItem {
 /// `Some` when the bracketed attribute is `#[serial_group(..)]` under any path
 /// (`serial_group`, `isofix::serial_group`, a renamed crate's path...).
 fn as_serial_group(attribute: &Group) -> Option<Stacked> {
+    let (mut path, i) = attribute_path(attribute);
+    let name = path.pop().filter(|n| n.to_string() == "serial_group")?;
     let tokens: Vec<TokenTree> = attribute.stream().into_iter().collect();
-    let mut i = 0;
-    let mut last_ident = None;
-    loop {
-        match tokens.get(i) {
-            Some(TokenTree::Punct(p)) if p.as_char() == ':' => i += 1,
-            Some(TokenTree::Ident(ident)) => {
-                last_ident = Some(ident.clone());
-                i += 1;
-            }
-            _ => break,
-        }
-    }
-    let name = last_ident.filter(|n| n.to_string() == "serial_group")?;
     let args = match &tokens[i..] {
         [] => TokenStream::new(),
         [TokenTree::Group(g)] if g.delimiter() == Delimiter::Parenthesis => g.stream(),
@@ -173,6 +177,39 @@ fn as_serial_group(attribute: &Group) -> Option<Stacked> {
         span: name.span(),
         args,
     })
+}
+
+/// The path of a bracketed attribute (`tokio::test` in `#[tokio::test(..)]`) as its
+/// segments, and the index of the first token after it.
+fn attribute_path(attribute: &Group) -> (Vec<Ident>, usize) {
+    let mut path = Vec::new();
+    let mut i = 0;
+    for token in attribute.stream() {
+        match token {
+            TokenTree::Punct(p) if p.as_char() == ':' => {}
+            TokenTree::Ident(ident) => path.push(ident),
+            _ => break,
+        }
+        i += 1;
+    }
+    (path, i)
+}
+
+/// The index of the `#` of each outer attribute at the start of `tokens` (its bracketed
+/// group follows).
+fn outer_attributes(tokens: &[TokenTree]) -> Vec<usize> {
+    let mut attributes = Vec::new();
+    let mut i = 0;
+    while let (Some(TokenTree::Punct(p)), Some(TokenTree::Group(g))) =
+        (tokens.get(i), tokens.get(i + 1))
+    {
+        if p.as_char() != '#' || g.delimiter() != Delimiter::Bracket {
+            break;
+        }
+        attributes.push(i);
+        i += 2;
+    }
+    attributes
 }
 
 /// What a `macro_rules!` fragment (`$item:item`, `$body:block`) wrapped in an invisible

@@ -9,7 +9,6 @@ mod args;
 mod error;
 mod expand;
 mod item;
-mod manifest;
 
 use proc_macro::TokenStream;
 
@@ -33,9 +32,9 @@ use proc_macro::TokenStream;
 /// - `#[serial_group("heavy", max = 4)]`: at most four holders at once.
 /// - `timeout = 30` (after the names): give up after waiting 30 seconds, failing the test
 ///   with a message naming the group, instead of waiting for as long as it takes.
-/// - `crate = "path::to::isofix"`: where to find isofix, when neither `::isofix` nor a
-///   dependency renamed in `Cargo.toml` (`iso = { package = "isofix", .. }`, found
-///   automatically) is right, for instance when isofix is re-exported by another crate.
+/// - `crate = "path::to::isofix"`: where to find isofix when it is not `::isofix`: a
+///   renamed dependency (`iso = { package = "isofix", .. }` takes `crate = "::iso"`) or a
+///   re-export by another crate.
 ///
 /// Group names are string literals. Arguments that are wrong (an empty or non-literal
 /// name, `max = 0`, an unknown or repeated option, a group named twice) are compile errors
@@ -45,9 +44,14 @@ use proc_macro::TokenStream;
 ///
 /// The attribute works above or below `#[test]`, `#[tokio::test]` (either flavor),
 /// `#[rstest]` (with `#[case]`, `#[values]` and fixtures) and `#[test_case]`, and on plain
-/// functions and methods. On an `async fn` the groups are awaited without blocking the
-/// runtime's thread. Two `#[serial_group]` attributes on one function are merged into one
-/// acquisition; they must then agree on the mode (`shared`, `max` or neither).
+/// functions and methods. Next to a runtime attribute (`#[tokio::test]`, `#[sqlx::test]`,
+/// `#[test_log::test]`: any path of two segments or more ending in `test`) the groups are
+/// taken before the runtime is built and released after it is dropped, with the tasks
+/// the test left running: above such an attribute, `#[serial_group]` moves itself beneath
+/// it. On an `async fn` with no runtime attribute (a helper or method), the groups are
+/// awaited without blocking the runtime's thread. Two `#[serial_group]` attributes on one
+/// function are merged into one acquisition; they must then agree on the mode (`shared`,
+/// `max` or neither).
 ///
 /// A function that is not `async` but returns a future (as `#[async_trait]` methods do)
 /// holds the groups only while it builds the future, not while the future runs.
