@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+// On docs.rs, label each item gated by a feature with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod common;
 mod sys;
@@ -30,8 +32,8 @@ pub use serial::SerialGuard;
 /// assert_eq!(bump(&mut counter), 1);
 /// ```
 ///
-/// See `docs/macros.md` for every form and how it composes with `#[tokio::test]`,
-/// `#[rstest]` and `#[test_case]`.
+/// See [docs/macros.md](https://github.com/isofix-rs/isofix/blob/main/docs/macros.md) for
+/// every form and how it composes with `#[tokio::test]`, `#[rstest]` and `#[test_case]`.
 #[cfg(feature = "macros")]
 pub use isofix_macros::serial_group;
 
@@ -48,4 +50,6 @@ mod guides {
     struct Ports;
     #[doc = include_str!("../docs/dirs.md")]
     struct Dirs;
+    #[doc = include_str!("../docs/migrating.md")]
+    struct Migrating;
 }
