@@ -67,3 +67,16 @@ async fn below_tokio_multi_thread() {
 async fn above_rstest_and_tokio(#[case] _case: u32) {
     serve_on_the_fixed_port().await;
 }
+
+mod reexport {
+    pub use isofix as iso;
+}
+
+// A `crate` path and a second, stacked attribute below the runtime attribute: both carried
+// into the one attribute re-emitted beneath it.
+#[serial_group("isofix-tests-runtime-port", crate = "crate::reexport::iso")]
+#[tokio::test]
+#[serial_group("isofix-tests-runtime-other")]
+async fn above_tokio_with_a_crate_path_and_a_stacked_group() {
+    serve_on_the_fixed_port().await;
+}
