@@ -238,7 +238,7 @@ async fn main() -> io::Result<()> {
     // Every client ends after one message; the timeout only guards against a bug.
     let all = async {
         while let Some(result) = clients.join_next().await {
-            println!("{}", result.map_err(io::Error::other)??);
+            println!("{}", result??);
         }
         io::Result::Ok(())
     };
