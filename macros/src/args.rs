@@ -425,3 +425,36 @@ fn crate_path(literal: Option<&TokenTree>, start: Span, end: Span) -> Result<Str
     }
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::unescape;
+
+    #[test]
+    fn resolves_every_escape_rustc_accepts() {
+        assert_eq!(unescape(r#"a\"b"#).as_deref(), Some("a\"b"));
+        assert_eq!(unescape(r"\n\r\t\\\0\'").as_deref(), Some("\n\r\t\\\0'"));
+        assert_eq!(unescape(r"\x41\x7f").as_deref(), Some("A\x7f"));
+        assert_eq!(unescape(r"\u{e9}\u{1F6_00}").as_deref(), Some("é\u{1F600}"));
+        assert_eq!(unescape("a\\\n   \t b").as_deref(), Some("ab"));
+        assert_eq!(unescape("a\\\r\n  b").as_deref(), Some("ab"));
+        assert_eq!(unescape("plain").as_deref(), Some("plain"));
+    }
+
+    #[test]
+    fn refuses_what_rustc_refuses() {
+        for bad in [
+            r"\q",
+            r"\x80",
+            r"\x4",
+            r"\u{D800}",
+            r"\u{110000}",
+            r"\u{}",
+            r"\u{1234567}",
+            r"\u41",
+            "\\",
+        ] {
+            assert_eq!(unescape(bad), None, "{bad:?}");
+        }
+    }
+}
