@@ -44,17 +44,16 @@
 //! - **Settings**: `ISOFIX_LOCK_DIR`, `ISOFIX_WAIT_WARN_SECS` and `ISOFIX_LOCK_TIMEOUT_SECS`
 //!   are read once per process, when first needed; set them before the tests start.
 
-mod acquire;
 mod builder;
-mod diag;
 mod guard;
-mod held;
+mod lock_dir;
 mod name;
-mod pending;
+mod nesting;
 pub(crate) mod private;
+mod protocol;
 mod records;
-mod slots;
-mod watchdog;
+mod settings;
+mod wait;
 
 pub use builder::SerialBuilder;
 pub use guard::SerialGuard;

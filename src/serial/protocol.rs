@@ -1,0 +1,176 @@
+//! The lock protocol of one group, over plain `flock`s the kernel releases when the holder
+//! dies, on files of the lock directory's layout `v1/`:
+//!
+//! - exclusive: lock `<stem>.lock` exclusively;
+//! - shared: lock `<stem>.lock` shared;
+//! - at most N: lock `<stem>.lock` shared and one of `<stem>.slot<i>`, i < N, exclusively.
+//!
+//! A request that has to wait queues on the gate, `<stem>.gate`: it holds it exclusively
+//! while it waits and lets go once it has the lock. Every shared or limited request takes
+//! the gate before the lock, even when it need not wait, so a waiting exclusive request
+//! keeps new readers out and a stream of them cannot starve it. An uncontended exclusive
+//! request skips the gate: it gets in only when nobody holds the lock, which is when a
+//! queued request would have got in too.
+//!
+//! One exception: a shared or limited request for a group its own process already holds
+//! shared or limited skips the gate (see [`super::nesting`]). Queuing behind a writer that
+//! waits for this very process would wait forever if the holder waits for the request
+//! (a thread holding a group joins one that asks for it).
+//!
+//! Files are opened for each acquisition and closed (which unlocks them) on release, so a
+//! process keeps no descriptor for a group it does not hold.
+
+use std::fs::File;
+use std::io;
+use std::time::Duration;
+
+use crate::common::file_lock::{self, LockMode};
+
+use super::lock_dir::LockDir;
+
+/// How a group is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Alone.
+    Exclusive,
+    /// With any number of other shared holders.
+    Shared,
+    /// With at most this many other limited holders.
+    Limited(usize),
+}
+
+impl Mode {
+    /// How messages name the mode.
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Mode::Exclusive => "exclusively".to_owned(),
+            Mode::Shared => "shared".to_owned(),
+            Mode::Limited(n) => format!("as one of at most {n} holders"),
+        }
+    }
+
+    /// How records name the mode: `slot-<i>/<n>` once slot `i` (from 0) is held.
+    pub(crate) fn record(self, slot: Option<usize>) -> String {
+        match (self, slot) {
+            (Mode::Exclusive, _) => "exclusive".to_owned(),
+            (Mode::Shared, _) => "shared".to_owned(),
+            (Mode::Limited(n), Some(i)) => format!("slot-{}/{n}", i + 1),
+            (Mode::Limited(n), None) => format!("max-{n}"),
+        }
+    }
+
+    fn main_lock(self) -> LockMode {
+        match self {
+            Mode::Exclusive => LockMode::Exclusive,
+            Mode::Shared | Mode::Limited(_) => LockMode::Shared,
+        }
+    }
+}
+
+/// The locked files of a held group; closing them releases the group.
+#[derive(Debug)]
+pub(crate) struct Locks {
+    // Dropped in this order: the slot before the lock.
+    _slot: Option<File>,
+    _main: File,
+    /// The slot held, for the record.
+    pub(crate) slot_index: Option<usize>,
+}
+
+/// Longest pause between two looks of a polled wait: see [`Attempt::step`].
+pub(crate) const POLL_MAX: Duration = Duration::from_millis(2);
+
+/// One request for a group, taken step by step: it keeps what it has locked so far (its
+/// place on the gate, the lock) between steps, and gives everything up when dropped.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    mode: Mode,
+    skip_gate: bool,
+    /// Whether to queue on the gate before the lock.
+    queued: bool,
+    gate: Option<File>,
+    main: Option<File>,
+}
+
+fn open(dir: &LockDir, stem: &str, ext: &str) -> io::Result<File> {
+    dir.open_file(&format!("{stem}.{ext}"))
+}
+
+impl Attempt {
+    /// A request in `mode`; `skip_gate` when this process holds the group shared already.
+    pub(crate) fn new(mode: Mode, skip_gate: bool) -> Self {
+        Self {
+            mode,
+            skip_gate,
+            queued: mode != Mode::Exclusive,
+            gate: None,
+            main: None,
+        }
+    }
+
+    /// One try that never blocks: `Some` once everything is held. After a first try that
+    /// failed, the request queues on the gate (see the module docs).
+    pub(crate) fn step(&mut self, dir: &LockDir, stem: &str) -> io::Result<Option<Locks>> {
+        self.advance(dir, stem, false)
+    }
+
+    /// Takes the group, blocking in the kernel on the gate and the lock. A limited group
+    /// whose N slots are all busy is the exception: the kernel cannot block on "any one
+    /// of N files", so the gate's holder looks for a free slot every [`POLL_MAX`] at most.
+    pub(crate) fn block(&mut self, dir: &LockDir, stem: &str) -> io::Result<Locks> {
+        let mut pause = Duration::from_micros(50);
+        loop {
+            if let Some(locks) = self.advance(dir, stem, true)? {
+                return Ok(locks);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(POLL_MAX);
+        }
+    }
+
+    fn advance(&mut self, dir: &LockDir, stem: &str, block: bool) -> io::Result<Option<Locks>> {
+        let take = |file: &File, mode| match block {
+            true => file_lock::lock(file, mode).map(|()| true),
+            false => file_lock::try_lock(file, mode),
+        };
+        if self.queued && !self.skip_gate && self.gate.is_none() {
+            let gate = open(dir, stem, "gate")?;
+            if !take(&gate, LockMode::Exclusive)? {
+                return Ok(None);
+            }
+            self.gate = Some(gate);
+        }
+        if self.main.is_none() {
+            let main = open(dir, stem, "lock")?;
+            if !take(&main, self.mode.main_lock())? {
+                self.queued = true;
+                return Ok(None);
+            }
+            self.main = Some(main);
+        }
+        let mut slot = None;
+        if let Mode::Limited(n) = self.mode {
+            for i in 0..n {
+                let file = open(dir, stem, &format!("slot{i}"))?;
+                if file_lock::try_lock(&file, LockMode::Exclusive)? {
+                    slot = Some((i, file));
+                    break;
+                }
+            }
+            if slot.is_none() {
+                self.queued = true;
+                return Ok(None);
+            }
+        }
+        self.gate = None;
+        let (slot_index, slot) = match slot {
+            Some((i, file)) => (Some(i), Some(file)),
+            None => (None, None),
+        };
+        Ok(Some(Locks {
+            _slot: slot,
+            _main: self.main.take().expect("locked above"),
+            slot_index,
+        }))
+    }
+}
