@@ -137,7 +137,8 @@ pub fn command(test: &str, role: &[&str]) -> std::process::Command {
 ///
 /// Roles: `hold <group> <mode> [<marker dir>]` (hold until stdin closes),
 /// `hammer <group> <mode> <marker dir> <rounds>`, `try <group>` (report the result),
-/// `try-for <group> <millis | max>` (the same with a timeout, on a thread).
+/// `try-for <group> <millis | max>` (the same with a timeout, on a thread),
+/// `try-as <group> <mode> <millis | max>` (the same in a mode).
 pub fn child_role() {
     let Some(role) = child::role() else {
         return;
@@ -188,16 +189,24 @@ pub fn child_role() {
             }
             0
         }
-        ["try-for", group, timeout] => {
+        ["try-for", group, timeout] | ["try-as", group, _, timeout] => {
             // On a thread, so that a wait that never ends is reported instead of hanging.
             let timeout = match *timeout {
                 "max" => Duration::MAX,
                 ms => Duration::from_millis(ms.parse().unwrap()),
             };
             let group = group.to_string();
+            let builder = SerialGuard::group(group).timeout(timeout);
+            let builder = match args.as_slice() {
+                [_, _, "sh", _] => builder.shared(),
+                [_, _, mode, _] if mode.starts_with("max") => {
+                    builder.max_holders(mode[3..].parse().unwrap())
+                }
+                _ => builder,
+            };
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
-                let result = SerialGuard::group(group).timeout(timeout).acquire();
+                let result = builder.acquire();
                 let _ = tx.send(result.map(drop));
             });
             match rx.recv_timeout(SAFETY) {
