@@ -50,7 +50,11 @@ fn heavy_user() {
             1 => builder.shared(),
             _ => builder.max_holders(3),
         };
-        drop(builder.acquire().unwrap_or_else(|e| panic!("group {i}: {e}")));
+        drop(
+            builder
+                .acquire()
+                .unwrap_or_else(|e| panic!("group {i}: {e}")),
+        );
     }
     for i in 0..500 {
         let dir = scratch.path().join(format!("dir-{i}"));
@@ -132,7 +136,10 @@ fn descriptors_and_threads_stay_bounded() {
         out.status.success() && stdout.contains("\nok\n"),
         "{stdout}\n{stderr}"
     );
-    for line in stdout.lines().filter_map(|l| l.find("fds ").map(|at| &l[at..])) {
+    for line in stdout
+        .lines()
+        .filter_map(|l| l.find("fds ").map(|at| &l[at..]))
+    {
         println!("child: {line}");
     }
 }

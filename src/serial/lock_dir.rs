@@ -289,3 +289,35 @@ fn open_private(
         hint,
     ))
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_squatted_default_root_gets_a_hint_the_victim_can_follow() {
+        let base = std::env::temp_dir().join(format!("isofix-squat-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&base).unwrap();
+        let root = base.join(format!("isofix-{}", sys::user_tag()));
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let squatted = std::os::unix::fs::chown(&root, Some(65534), None).is_ok();
+        let err = LockDir::get(None, &base).unwrap_err();
+        std::fs::remove_dir_all(&base).unwrap();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&root.display().to_string()), "{msg}");
+        if !squatted {
+            println!("not checked: another user's root (changing owners needs root)");
+            assert!(msg.contains("chmod 700"), "{msg}");
+            return;
+        }
+        assert!(msg.contains("owned by uid 65534"), "{msg}");
+        assert!(msg.contains("set ISOFIX_LOCK_DIR"), "{msg}");
+        assert!(
+            !msg.contains("remove"),
+            "a hint the victim cannot follow: {msg}"
+        );
+    }
+}
