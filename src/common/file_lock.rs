@@ -39,3 +39,8 @@ pub(crate) fn lock(file: &File, mode: LockMode) -> io::Result<()> {
 pub(crate) fn try_lock(file: &File, mode: LockMode) -> io::Result<bool> {
     sys::flock(file, mode.op(), false)
 }
+
+/// Releases a lock taken on `file` (`flock(fd, LOCK_UN)`). Closing the file releases it too.
+pub(crate) fn unlock(file: &File) -> io::Result<()> {
+    sys::flock(file, FlockOp::Unlock, true).map(drop)
+}

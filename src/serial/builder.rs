@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::lock_dir::{default_base, LockDir, CACHE_MAX};
+use super::lock_dir::{default_base, LockDir, KEPT_FDS};
 use super::nesting::{self, Held};
 use super::protocol::{Attempt, Locks, Mode};
 use super::records::{self, Record, State};
@@ -388,10 +388,9 @@ fn failed(e: io::Error, dir: &LockDir, name: &str, mode: Mode) -> io::Error {
     }
     let hint = if sys::is_out_of_descriptors(&e) {
         format!(
-            "the process is out of file descriptors; isofix keeps at most {} of its own \
-             (2 per lock directory, {CACHE_MAX} directories) plus 1-3 per group held or \
-             waited for: raise `ulimit -n`, or find what else keeps so many open",
-            2 * CACHE_MAX
+            "the process is out of file descriptors; isofix keeps at most {KEPT_FDS} of \
+             its own plus 1-3 per group held or waited for: raise `ulimit -n`, or find what \
+             else keeps so many open"
         )
     } else {
         format!("check that the lock directory is writable, or set {DIR_VAR}")

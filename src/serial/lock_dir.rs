@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use super::records::{Record, Table};
 use super::settings::DIR_VAR;
 use crate::common::error::{error, wrap};
+use crate::common::file_lock::{self, LockMode};
 use crate::sys::{self, DirHandle};
 
 /// The layout's protocol version, the name of the directory that holds it: a future
@@ -29,6 +30,12 @@ use crate::sys::{self, DirHandle};
 pub(crate) const LAYOUT: &str = "v1";
 /// Lock directories kept open besides those that held guards use.
 pub(crate) const CACHE_MAX: usize = 4;
+/// Unlocked lock files kept open per lock directory for the next acquisition: opening a
+/// file costs more than locking it.
+pub(crate) const POOL_MAX: usize = 4;
+/// Descriptors isofix keeps open when nothing is held: per cached directory its handle,
+/// its record file and its pool.
+pub(crate) const KEPT_FDS: usize = CACHE_MAX * (2 + POOL_MAX);
 
 /// One lock directory, opened and checked.
 #[derive(Debug)]
@@ -41,6 +48,8 @@ pub(crate) struct LockDir {
     identity: (u64, u64),
     /// This process's record file here, made on first use.
     table: Mutex<Option<Arc<Table>>>,
+    /// Unlocked open lock files, by name.
+    pool: Mutex<Vec<(String, File)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -120,6 +129,7 @@ impl LockDir {
             handle,
             identity,
             table: Mutex::new(None),
+            pool: Mutex::new(Vec::new()),
         });
         let mut cache = lock(&CACHE);
         if cache.len() >= CACHE_MAX {
@@ -158,9 +168,24 @@ impl LockDir {
         &self.handle
     }
 
-    /// Opens (creating it if missing) the lock file `name`, never through a symbolic link.
-    pub(crate) fn open_file(&self, name: &str) -> io::Result<File> {
-        self.handle.open_file(name)
+    /// The lock file `name`, unlocked: from the pool, else opened (created if missing),
+    /// never through a symbolic link. Goes back to the pool when dropped.
+    pub(crate) fn open_file(self: &Arc<Self>, name: String) -> io::Result<LockFile> {
+        let pooled = {
+            let mut pool = lock(&self.pool);
+            let at = pool.iter().position(|(n, _)| *n == name);
+            at.map(|at| pool.swap_remove(at).1)
+        };
+        let file = match pooled {
+            Some(file) => file,
+            None => self.handle.open_file(&name)?,
+        };
+        Ok(LockFile {
+            dir: Arc::clone(self),
+            name,
+            file: Some(file),
+            locked: false,
+        })
     }
 
     /// Writes `line` into this process's record file here (made on first use).
@@ -171,6 +196,43 @@ impl LockDir {
             None => Arc::clone(table.get_or_insert(Arc::new(Table::create(&self.handle)?))),
         };
         table.put(line)
+    }
+}
+
+/// An open lock file of a [`LockDir`]; unlocked and pooled (or closed) when dropped.
+#[derive(Debug)]
+pub(crate) struct LockFile {
+    dir: Arc<LockDir>,
+    name: String,
+    file: Option<File>,
+    locked: bool,
+}
+
+impl LockFile {
+    /// Locks the file in `mode`, blocking if `block`; whether it did (`flock(2)`).
+    pub(crate) fn lock(&mut self, mode: LockMode, block: bool) -> io::Result<bool> {
+        let file = self.file.as_ref().expect("open until dropped");
+        self.locked = match block {
+            true => file_lock::lock(file, mode).map(|()| true)?,
+            false => file_lock::try_lock(file, mode)?,
+        };
+        Ok(self.locked)
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let Some(file) = self.file.take() else {
+            return;
+        };
+        // A file whose unlock failed is closed, which releases its lock for certain.
+        if self.locked && file_lock::unlock(&file).is_err() {
+            return;
+        }
+        let mut pool = lock(&self.dir.pool);
+        if pool.len() < POOL_MAX {
+            pool.push((std::mem::take(&mut self.name), file));
+        }
     }
 }
 

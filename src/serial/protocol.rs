@@ -17,16 +17,16 @@
 //! waits for this very process would wait forever if the holder waits for the request
 //! (a thread holding a group joins one that asks for it).
 //!
-//! Files are opened for each acquisition and closed (which unlocks them) on release, so a
-//! process keeps no descriptor for a group it does not hold.
+//! Files are unlocked on release and kept in the lock directory's small pool for the next
+//! acquisition (see [`super::lock_dir`]): a process keeps a bounded number of descriptors
+//! for groups it does not hold, whatever the number of groups.
 
-use std::fs::File;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::file_lock::{self, LockMode};
-
-use super::lock_dir::LockDir;
+use super::lock_dir::{LockDir, LockFile};
+use crate::common::file_lock::LockMode;
 
 /// How a group is held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +71,8 @@ impl Mode {
 #[derive(Debug)]
 pub(crate) struct Locks {
     // Dropped in this order: the slot before the lock.
-    _slot: Option<File>,
-    _main: File,
+    _slot: Option<LockFile>,
+    _main: LockFile,
     /// The slot held, for the record.
     pub(crate) slot_index: Option<usize>,
 }
@@ -88,12 +88,12 @@ pub(crate) struct Attempt {
     skip_gate: bool,
     /// Whether to queue on the gate before the lock.
     queued: bool,
-    gate: Option<File>,
-    main: Option<File>,
+    gate: Option<LockFile>,
+    main: Option<LockFile>,
 }
 
-fn open(dir: &LockDir, stem: &str, ext: &str) -> io::Result<File> {
-    dir.open_file(&format!("{stem}.{ext}"))
+fn open(dir: &Arc<LockDir>, stem: &str, ext: &str) -> io::Result<LockFile> {
+    dir.open_file(format!("{stem}.{ext}"))
 }
 
 impl Attempt {
@@ -110,14 +110,14 @@ impl Attempt {
 
     /// One try that never blocks: `Some` once everything is held. After a first try that
     /// failed, the request queues on the gate (see the module docs).
-    pub(crate) fn step(&mut self, dir: &LockDir, stem: &str) -> io::Result<Option<Locks>> {
+    pub(crate) fn step(&mut self, dir: &Arc<LockDir>, stem: &str) -> io::Result<Option<Locks>> {
         self.advance(dir, stem, false)
     }
 
     /// Takes the group, blocking in the kernel on the gate and the lock. A limited group
     /// whose N slots are all busy is the exception: the kernel cannot block on "any one
     /// of N files", so the gate's holder looks for a free slot every [`POLL_MAX`] at most.
-    pub(crate) fn block(&mut self, dir: &LockDir, stem: &str) -> io::Result<Locks> {
+    pub(crate) fn block(&mut self, dir: &Arc<LockDir>, stem: &str) -> io::Result<Locks> {
         let mut pause = Duration::from_micros(50);
         loop {
             if let Some(locks) = self.advance(dir, stem, true)? {
@@ -128,21 +128,22 @@ impl Attempt {
         }
     }
 
-    fn advance(&mut self, dir: &LockDir, stem: &str, block: bool) -> io::Result<Option<Locks>> {
-        let take = |file: &File, mode| match block {
-            true => file_lock::lock(file, mode).map(|()| true),
-            false => file_lock::try_lock(file, mode),
-        };
+    fn advance(
+        &mut self,
+        dir: &Arc<LockDir>,
+        stem: &str,
+        block: bool,
+    ) -> io::Result<Option<Locks>> {
         if self.queued && !self.skip_gate && self.gate.is_none() {
-            let gate = open(dir, stem, "gate")?;
-            if !take(&gate, LockMode::Exclusive)? {
+            let mut gate = open(dir, stem, "gate")?;
+            if !gate.lock(LockMode::Exclusive, block)? {
                 return Ok(None);
             }
             self.gate = Some(gate);
         }
         if self.main.is_none() {
-            let main = open(dir, stem, "lock")?;
-            if !take(&main, self.mode.main_lock())? {
+            let mut main = open(dir, stem, "lock")?;
+            if !main.lock(self.mode.main_lock(), block)? {
                 self.queued = true;
                 return Ok(None);
             }
@@ -151,8 +152,8 @@ impl Attempt {
         let mut slot = None;
         if let Mode::Limited(n) = self.mode {
             for i in 0..n {
-                let file = open(dir, stem, &format!("slot{i}"))?;
-                if file_lock::try_lock(&file, LockMode::Exclusive)? {
+                let mut file = open(dir, stem, &format!("slot{i}"))?;
+                if file.lock(LockMode::Exclusive, false)? {
                     slot = Some((i, file));
                     break;
                 }

@@ -242,22 +242,32 @@ mod watchdog {
         due: Vec<(u64, Instant, Action)>,
         next_id: u64,
         running: bool,
+        /// When the thread wakes next on its own (`None`: only when notified).
+        sleeping_until: Option<Instant>,
     }
 
     static STATE: Mutex<Option<State>> = Mutex::new(None);
     static WAKE: Condvar = Condvar::new();
 
-    fn state() -> MutexGuard<'static, Option<State>> {
+    fn locked() -> MutexGuard<'static, Option<State>> {
         STATE.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `action` at `at` (unless cancelled first); returns its id.
     pub(crate) fn schedule(at: Instant, action: Action) -> u64 {
-        let mut guard = state();
+        let mut guard = locked();
         let state = guard.get_or_insert_with(State::default);
         let id = state.next_id;
         state.next_id += 1;
         state.due.push((id, at, action));
+        // Waking the thread costs a context switch; only an earlier moment needs it.
+        let earlier = match state.sleeping_until {
+            Some(until) => at < until,
+            None => true,
+        };
+        if earlier {
+            state.sleeping_until = Some(at);
+        }
         if !state.running {
             // A process that cannot start a thread still waits; it only loses the warning
             // or, for an async request, gets woken by its executor's next poll.
@@ -267,22 +277,25 @@ mod watchdog {
                 .is_ok();
         }
         drop(guard);
-        WAKE.notify_one();
+        if earlier {
+            WAKE.notify_one();
+        }
         id
     }
 
     /// Forgets the action `id` if it has not run.
     pub(crate) fn cancel(id: u64) {
-        if let Some(state) = state().as_mut() {
+        if let Some(state) = locked().as_mut() {
             state.due.retain(|(i, _, _)| *i != id);
         }
     }
 
     fn run() {
-        let mut guard = state();
+        let mut guard = locked();
         loop {
             let now = Instant::now();
-            let due = &mut guard.get_or_insert_with(State::default).due;
+            let state = guard.get_or_insert_with(State::default);
+            let due = &mut state.due;
             let mut fired = Vec::new();
             let mut i = 0;
             while i < due.len() {
@@ -293,6 +306,7 @@ mod watchdog {
                 }
             }
             let next = due.iter().map(|(_, at, _)| *at).min();
+            state.sleeping_until = next;
             if !fired.is_empty() {
                 drop(guard);
                 // Outside the lock: a warning reads the records, a waker may poll at once.
@@ -302,7 +316,7 @@ mod watchdog {
                         Action::Wake(waker) => waker.wake(),
                     }
                 }
-                guard = state();
+                guard = locked();
                 continue;
             }
             guard = match next {

@@ -98,6 +98,8 @@ pub(crate) enum FlockOp {
     Shared,
     /// `LOCK_EX`.
     Exclusive,
+    /// `LOCK_UN`.
+    Unlock,
 }
 
 /// `flock(2)` on `file`, with `LOCK_NB` unless `block`, retried on `EINTR`. Returns
@@ -106,6 +108,7 @@ pub(crate) fn flock(file: &File, op: FlockOp, block: bool) -> io::Result<bool> {
     let mut flags = match op {
         FlockOp::Shared => libc::LOCK_SH,
         FlockOp::Exclusive => libc::LOCK_EX,
+        FlockOp::Unlock => libc::LOCK_UN,
     };
     if !block {
         flags |= libc::LOCK_NB;

@@ -74,6 +74,8 @@ pub(crate) enum FlockOp {
     Shared,
     /// An exclusive lock.
     Exclusive,
+    /// Release.
+    Unlock,
 }
 
 #[repr(C)]
@@ -99,14 +101,24 @@ extern "system" {
         high: u32,
         overlapped: *mut Overlapped,
     ) -> i32;
+    fn UnlockFile(
+        file: *mut core::ffi::c_void,
+        off_low: u32,
+        off_high: u32,
+        low: u32,
+        high: u32,
+    ) -> i32;
 }
 
-/// `LockFileEx` (with `LOCKFILE_FAIL_IMMEDIATELY` unless `block`) over the whole file
-/// (closing the handle unlocks); `false` when a non-blocking request met a conflicting lock.
+/// `LockFileEx` (with `LOCKFILE_FAIL_IMMEDIATELY` unless `block`) or `UnlockFile` over the
+/// whole file; `false` when a non-blocking request met a conflicting lock.
 pub(crate) fn flock(file: &File, op: FlockOp, block: bool) -> io::Result<bool> {
     use std::os::windows::io::AsRawHandle;
     let handle = file.as_raw_handle().cast();
-    let ok = {
+    let ok = if op == FlockOp::Unlock {
+        // SAFETY: the handle is open for the call; the range is the whole file.
+        unsafe { UnlockFile(handle, 0, 0, u32::MAX, u32::MAX) }
+    } else {
         let mut flags = if op == FlockOp::Exclusive {
             LOCKFILE_EXCLUSIVE_LOCK
         } else {
