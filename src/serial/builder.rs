@@ -312,6 +312,18 @@ impl Plan {
     fn start(&self, name: &str, stem: &str) -> io::Result<Result<Held, Queued>> {
         let skip_gate = self.mode != Mode::Exclusive && nesting::held_shared(&self.dir, stem);
         let mut attempt = Attempt::new(self.mode, skip_gate);
+        let started = Instant::now();
+        let failed = |e| failed(e, &self.dir, name, self.mode);
+        let test = self.test.as_deref();
+        if let Some(locks) = attempt.step(&self.dir, stem).map_err(failed)? {
+            let line = records::line(State::Held, &self.mode.record(locks.slot_index), stem, test);
+            let own = Arc::new(self.dir.record(&line).map_err(failed)?);
+            let (name, stem) = (name.to_owned(), stem.to_owned());
+            let dir = Arc::clone(&self.dir);
+            return Ok(Ok(Held::new(dir, name, stem, self.mode, locks, own)));
+        }
+        let line = records::line(State::Waiting, &self.mode.record(None), stem, test);
+        let own = Arc::new(self.dir.record(&line).map_err(failed)?);
         let req = Request {
             dir: Arc::clone(&self.dir),
             name: name.to_owned(),
@@ -319,44 +331,11 @@ impl Plan {
             mode: self.mode,
             test: self.test.clone(),
             location: self.location,
-            started: Instant::now(),
+            started,
             warn_after: self.warn_after,
             timeout: self.timeout,
         };
-        let tried = attempt
-            .step(&self.dir, stem)
-            .map_err(|e| failed(e, &self.dir, name, self.mode))?;
-        if let Some(locks) = tried {
-            let line = records::line(
-                State::Held,
-                &self.mode.record(locks.slot_index),
-                stem,
-                req.test.as_deref(),
-            );
-            let own = self
-                .dir
-                .record(&line)
-                .map_err(|e| failed(e, &self.dir, name, self.mode))?;
-            return Ok(Ok(Held::new(
-                Arc::clone(&self.dir),
-                req.name,
-                req.stem,
-                self.mode,
-                locks,
-                Arc::new(own),
-            )));
-        }
-        let line = records::line(
-            State::Waiting,
-            &self.mode.record(None),
-            stem,
-            req.test.as_deref(),
-        );
-        let own = self
-            .dir
-            .record(&line)
-            .map_err(|e| failed(e, &self.dir, name, self.mode))?;
-        Ok(Err((Arc::new(req), attempt, Arc::new(own))))
+        Ok(Err((Arc::new(req), attempt, own)))
     }
 }
 

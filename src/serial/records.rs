@@ -24,7 +24,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::common::file_lock::{self, LockMode};
@@ -50,6 +50,12 @@ pub(crate) struct Table {
     name: String,
     /// Free line numbers, and the number of lines ever used.
     lines: Mutex<(Vec<u64>, u64)>,
+}
+
+/// This process's id, asked once (`getpid(2)` is on every acquisition's path).
+pub(crate) fn pid() -> u32 {
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 /// `<pid>-<16 hex digits>-<n>.rec`: what [`Table::create`] makes and the sweep removes.
@@ -113,7 +119,7 @@ impl Table {
             .map_or(0, |d| d.as_nanos() as u64);
         let name = format!(
             "{}-{start:016x}-{}{SUFFIX}",
-            std::process::id(),
+            pid(),
             COUNT.fetch_add(1, Ordering::Relaxed)
         );
         let file = holders.create_new_file(&name)?;
@@ -205,7 +211,7 @@ pub(crate) fn line(state: State, mode: &str, stem: &str, test: Option<&str>) -> 
     };
     let mut text = format!(
         "{state} pid={} since={}.{:09} mode={mode} group={stem} test=",
-        std::process::id(),
+        pid(),
         since.as_secs(),
         since.subsec_nanos()
     );

@@ -52,8 +52,8 @@ pub(crate) struct Request {
 impl Request {
     fn who(&self) -> String {
         match &self.test {
-            Some(test) => format!("test {test} (pid {})", std::process::id()),
-            None => format!("pid {}", std::process::id()),
+            Some(test) => format!("test {test} (pid {})", records::pid()),
+            None => format!("pid {}", records::pid()),
         }
     }
 
