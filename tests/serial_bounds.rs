@@ -5,15 +5,12 @@
 
 mod serial_support;
 
-use std::future::Future;
 use std::io::ErrorKind;
-use std::pin::Pin;
-use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use isofix::{IsolatedDir, SerialGuard};
-use serial_support::{child_role, unique};
+use serial_support::{child_role, poll_once, unique};
 
 /// Descriptors isofix may keep open: 4 lock directories, 6 each (docs/serial.md).
 const KEPT_FDS: usize = 24;
@@ -23,17 +20,6 @@ const ROLE: &str = "ISOFIX_BOUNDS_ROLE";
 
 fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).unwrap().count()
-}
-
-struct Noop;
-impl Wake for Noop {
-    fn wake(self: Arc<Self>) {}
-}
-
-/// Polls `future` once, without an executor.
-fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
-    let waker = Waker::from(Arc::new(Noop));
-    future.poll(&mut Context::from_waker(&waker))
 }
 
 /// The child's work: everything that used to keep descriptors or threads.

@@ -6,14 +6,11 @@ mod serial_support;
 use std::io::ErrorKind;
 
 use isofix::SerialGuard;
-use serial_support::{child_role, spawn, unique, SAFETY};
+use serial_support::{child_role, said, spawn, unique, SAFETY};
 
 /// What a child with `envs` says when it takes a fresh group nobody holds.
 fn first_acquisition(test: &str, envs: &[(&str, &str)]) -> String {
-    let mut child = spawn(test, &["try", &unique("first")], envs);
-    let said = child.read_marked();
-    child.finish().assert_success();
-    said
+    said(test, &["try", &unique("first")], envs)
 }
 
 #[test]
@@ -111,10 +108,7 @@ fn a_scope_separates_projects() {
             .map(|s| ("ISOFIX_LOCK_SCOPE", s))
             .into_iter()
             .collect();
-        let mut child = spawn(test, &["try-for", &group, "0"], &envs);
-        let said = child.read_marked();
-        child.finish().assert_success();
-        said
+        said(test, &["try-for", &group, "0"], &envs)
     };
     assert_eq!(tries(Some("project-b")), "ok");
     assert_eq!(tries(None), "ok");

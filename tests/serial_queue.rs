@@ -3,26 +3,13 @@
 
 mod serial_support;
 
-use std::future::Future;
 use std::io::ErrorKind;
-use std::pin::Pin;
-use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use isofix::SerialGuard;
-use serial_support::{child_role, spawn, unique, Child, SAFETY};
-
-struct Noop;
-impl Wake for Noop {
-    fn wake(self: Arc<Self>) {}
-}
-
-fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
-    let waker = Waker::from(Arc::new(Noop));
-    future.poll(&mut Context::from_waker(&waker))
-}
+use serial_support::{child_role, poll_once, said, spawn, unique, Child, SAFETY};
 
 /// A child holding `group` shared until it is finished.
 fn shared_holder(test: &str, group: &str) -> Child {
@@ -33,10 +20,7 @@ fn shared_holder(test: &str, group: &str) -> Child {
 
 /// What a new process gets when it asks for `group` in `mode` with `millis` to wait.
 fn other_process_tries(test: &str, group: &str, mode: &str, millis: &str) -> String {
-    let mut child = spawn(test, &["try-as", group, mode, millis], &[]);
-    let said = child.read_marked();
-    child.finish().assert_success();
-    said
+    said(test, &["try-as", group, mode, millis], &[])
 }
 
 #[test]

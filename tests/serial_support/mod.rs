@@ -122,6 +122,26 @@ pub fn hammer(group: &str, dir: &Path, mode: Mode, who: &str, rounds: usize) -> 
     Ok(())
 }
 
+/// What a child playing `role` says first; the child must then end successfully.
+pub fn said(test: &str, role: &[&str], envs: &[(&str, &str)]) -> String {
+    let mut child = spawn(test, role, envs);
+    let said = child.read_marked();
+    child.finish().assert_success();
+    said
+}
+
+/// Polls `future` once, without an executor (its waker does nothing).
+pub fn poll_once<F: std::future::Future>(
+    future: std::pin::Pin<&mut F>,
+) -> std::task::Poll<F::Output> {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    future.poll(&mut std::task::Context::from_waker(&waker))
+}
+
 /// Starts this binary as a child running only `test`, playing `role` (see [`child_role`]).
 pub fn spawn(test: &str, role: &[&str], envs: &[(&str, &str)]) -> Child {
     child::spawn(test, &role.join("\x1f"), envs)
