@@ -56,3 +56,28 @@ mod wait;
 
 pub use builder::SerialBuilder;
 pub use guard::SerialGuard;
+pub use records::Holder;
+
+use std::io;
+use std::path::Path;
+
+/// The holders of serial groups in a lock directory, and the requests waiting for them,
+/// as their processes recorded them (processes that are gone are left out): `lock_dir`,
+/// else `ISOFIX_LOCK_DIR`, else the default one. Records are information, written by
+/// every holder beside its locks; `docs/serial.md` describes their format.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let _guard = isofix::SerialGuard::lock("doc-holders")?;
+/// for h in isofix::serial::holders(None)? {
+///     println!("pid {} {} {} ({:?})", h.pid(), h.mode(), h.group_file(), h.test());
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub fn holders(lock_dir: Option<&Path>) -> io::Result<Vec<Holder>> {
+    let settings = settings::get()?;
+    let configured = lock_dir.or(settings.lock_dir.as_deref());
+    let dir = lock_dir::LockDir::get(configured, &lock_dir::default_base())?;
+    records::read(dir.handle(), None)
+}

@@ -163,7 +163,7 @@ impl Record {
     }
 
     /// Whether `entry` is this record.
-    pub(crate) fn is(&self, entry: &Entry) -> bool {
+    pub(crate) fn is(&self, entry: &Holder) -> bool {
         entry.file == self.table.name && entry.at == self.at
     }
 }
@@ -228,21 +228,102 @@ pub(crate) fn line(state: State, mode: &str, stem: &str, test: Option<&str>) -> 
     bytes
 }
 
-/// A live record as read back.
-#[derive(Debug)]
-pub(crate) struct Entry {
+/// A holder of a serial group, or a request waiting for one, as its process recorded it
+/// in the lock directory: from [`holders`](super::holders).
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let _guard = isofix::SerialGuard::lock("doc-holder")?;
+/// let me = isofix::serial::holders(None)?
+///     .into_iter()
+///     .find(|h| h.pid() == std::process::id() && h.group_file().starts_with("doc-holder-"))
+///     .expect("recorded");
+/// assert_eq!((me.mode(), me.is_waiting()), ("exclusive", false));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Holder {
     pub(crate) state: State,
-    pub(crate) pid: u32,
+    pid: u32,
     since: Duration,
-    pub(crate) mode: String,
-    pub(crate) group: String,
-    pub(crate) test: String,
+    mode: String,
+    group: String,
+    test: String,
     file: String,
     at: u64,
 }
 
-impl Entry {
-    fn parse(line: &[u8], file: &str, at: u64) -> Option<Entry> {
+impl Holder {
+    /// The holder's process id, in its own pid namespace (a container sharing `/tmp` may
+    /// show one that means nothing here).
+    ///
+    /// ```
+    /// # let _g = isofix::SerialGuard::lock("doc-holder-pid").unwrap();
+    /// assert!(isofix::serial::holders(None).unwrap().iter().any(|h| h.pid() == std::process::id()));
+    /// ```
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The test that holds or waits, if it was known (`None` outside a test).
+    ///
+    /// ```
+    /// # let _g = isofix::SerialGuard::lock("doc-holder-test").unwrap();
+    /// for h in isofix::serial::holders(None).unwrap() {
+    ///     println!("{}", h.test().unwrap_or("(not a test)"));
+    /// }
+    /// ```
+    pub fn test(&self) -> Option<&str> {
+        Some(self.test.as_str()).filter(|t| *t != "-")
+    }
+
+    /// `exclusive`, `shared`, `slot-<i>/<n>` (one of at most `n` holders) or, while
+    /// waiting for a group limited to `n`, `max-<n>`.
+    ///
+    /// ```
+    /// # let _g = isofix::SerialGuard::shared("doc-holder-mode").unwrap();
+    /// assert!(isofix::serial::holders(None).unwrap().iter().any(|h| h.mode() == "shared"));
+    /// ```
+    pub fn mode(&self) -> &str {
+        &self.mode
+    }
+
+    /// The group's lock file stem: a readable slug of its name and a hash of it.
+    ///
+    /// ```
+    /// # let _g = isofix::SerialGuard::lock("doc-holder-group").unwrap();
+    /// let all = isofix::serial::holders(None).unwrap();
+    /// assert!(all.iter().any(|h| h.group_file().starts_with("doc-holder-group-")));
+    /// ```
+    pub fn group_file(&self) -> &str {
+        &self.group
+    }
+
+    /// Whether this is a request still waiting rather than a holder.
+    ///
+    /// ```
+    /// # let _g = isofix::SerialGuard::lock("doc-holder-waiting").unwrap();
+    /// let waiting = isofix::serial::holders(None).unwrap().iter().filter(|h| h.is_waiting()).count();
+    /// # let _ = waiting;
+    /// ```
+    pub fn is_waiting(&self) -> bool {
+        self.state == State::Waiting
+    }
+
+    /// When it started holding, or waiting.
+    ///
+    /// ```
+    /// # let _g = isofix::SerialGuard::lock("doc-holder-since").unwrap();
+    /// for h in isofix::serial::holders(None).unwrap() {
+    ///     assert!(h.since() <= std::time::SystemTime::now());
+    /// }
+    /// ```
+    pub fn since(&self) -> SystemTime {
+        UNIX_EPOCH + self.since
+    }
+
+    fn parse(line: &[u8], file: &str, at: u64) -> Option<Holder> {
         let (&state, rest) = line.split_first()?;
         let state = match state {
             b'H' => State::Held,
@@ -254,7 +335,7 @@ impl Entry {
         let pid = parts.next()?.strip_prefix("pid=")?.parse().ok()?;
         let (secs, nanos) = parts.next()?.strip_prefix("since=")?.split_once('.')?;
         let since = Duration::new(secs.parse().ok()?, nanos.parse().ok()?);
-        Some(Entry {
+        Some(Holder {
             state,
             pid,
             since,
@@ -267,7 +348,7 @@ impl Entry {
     }
 }
 
-impl fmt::Display for Entry {
+impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -289,7 +370,7 @@ impl fmt::Display for Entry {
 
 /// The live records in the lock directory `dir` (of `group` only, if given). Files of
 /// dead processes are skipped, never removed here.
-pub(crate) fn read(dir: &DirHandle, group: Option<&str>) -> io::Result<Vec<Entry>> {
+pub(crate) fn read(dir: &DirHandle, group: Option<&str>) -> io::Result<Vec<Holder>> {
     let holders = match holders_dir(dir, false) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         other => other?,
@@ -310,7 +391,7 @@ pub(crate) fn read(dir: &DirHandle, group: Option<&str>) -> io::Result<Vec<Entry
             bytes
                 .chunks(LINE)
                 .enumerate()
-                .filter_map(|(at, line)| Entry::parse(line, &name, at as u64))
+                .filter_map(|(at, line)| Holder::parse(line, &name, at as u64))
                 .filter(|e| match group {
                     Some(g) => e.group == g,
                     None => true,
@@ -328,14 +409,14 @@ mod tests {
     fn lines_round_trip_and_cut_long_names() {
         let line = line(State::Waiting, "max-3", "db-00ff", Some("a b::c"));
         assert_eq!(line.len(), LINE);
-        let e = Entry::parse(&line, "f", 0).unwrap();
+        let e = Holder::parse(&line, "f", 0).unwrap();
         assert_eq!((e.state, e.pid), (State::Waiting, std::process::id()));
         assert_eq!((e.mode.as_str(), e.group.as_str()), ("max-3", "db-00ff"));
         assert_eq!(e.test, "a b::c");
         let long = "é".repeat(LINE);
         let line = super::line(State::Held, "exclusive", "g", Some(&long));
         assert_eq!((line.len(), line[LINE - 1]), (LINE, b'\n'));
-        assert!(Entry::parse(&line, "f", 0).unwrap().test.starts_with("éé"));
+        assert!(Holder::parse(&line, "f", 0).unwrap().test.starts_with("éé"));
     }
 
     #[test]
