@@ -189,7 +189,7 @@ impl SerialBuilder {
                     finish(&req, locks, own)?
                 }
             };
-            held.push(nesting::register(got));
+            held.push(nesting::register(got, false));
         }
         Ok(SerialGuard::new(held, plan.names(), plan.mode))
     }
@@ -229,7 +229,7 @@ impl SerialBuilder {
                         finish(&req, locks, own)?
                     }
                 };
-                held.push(Arc::new(got));
+                held.push(nesting::register(got, true));
             }
             Ok(SerialGuard::new(held, plan.names(), plan.mode))
         }

@@ -49,9 +49,13 @@ impl Held {
     }
 }
 
-static HELD: Mutex<Vec<(ThreadId, Weak<Held>)>> = Mutex::new(Vec::new());
+/// What live guards hold, with the thread that took it (`None` for an async acquisition,
+/// which does not nest: tasks move between threads).
+type List = Vec<(Option<ThreadId>, Weak<Held>)>;
 
-fn live<R>(f: impl FnOnce(&mut Vec<(ThreadId, Weak<Held>)>) -> R) -> R {
+static HELD: Mutex<List> = Mutex::new(Vec::new());
+
+fn live<R>(f: impl FnOnce(&mut List) -> R) -> R {
     let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
     f(&mut held)
 }
@@ -59,7 +63,7 @@ fn live<R>(f: impl FnOnce(&mut Vec<(ThreadId, Weak<Held>)>) -> R) -> R {
 /// The guard of the calling thread for the group, if it holds it, shared out (counted);
 /// an error if `mode` would need more than the thread holds.
 pub(crate) fn reenter(dir: &LockDir, stem: &str, mode: Mode) -> io::Result<Option<Arc<Held>>> {
-    let me = thread::current().id();
+    let me = Some(thread::current().id());
     let found = live(|held| {
         held.iter()
             .filter(|(thread, _)| *thread == me)
@@ -93,12 +97,17 @@ pub(crate) fn held_shared(dir: &LockDir, stem: &str) -> bool {
     })
 }
 
-/// Records that the calling thread holds `held`; forgets what dropped guards held.
-pub(crate) fn register(held: Held) -> Arc<Held> {
+/// Records that the calling thread (or, if `task`, an async task) holds `held`; forgets
+/// what dropped guards held.
+pub(crate) fn register(held: Held, task: bool) -> Arc<Held> {
     let held = Arc::new(held);
+    let thread = match task {
+        true => None,
+        false => Some(thread::current().id()),
+    };
     live(|list| {
         list.retain(|(_, h)| h.strong_count() > 0);
-        list.push((thread::current().id(), Arc::downgrade(&held)));
+        list.push((thread, Arc::downgrade(&held)));
     });
     held
 }
