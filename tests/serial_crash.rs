@@ -107,7 +107,7 @@ fn records_of_killed_holders_are_removed() {
         .unwrap()
         .to_owned();
     child.kill();
-    let records = scratch.path().join("holders");
+    let records = scratch.path().join("v1").join("holders");
     let of_child = || {
         fs::read_dir(&records)
             .unwrap()

@@ -35,7 +35,7 @@ fn any_name_maps_to_a_file_inside_the_lock_dir() {
         .collect();
     // All names are held at once by this thread, each in its own file: had two names
     // shared one, another thread could not hold them both while we do... so check files.
-    let entries: Vec<_> = fs::read_dir(scratch.path())
+    let entries: Vec<_> = fs::read_dir(scratch.path().join("v1"))
         .unwrap()
         .map(|e| e.unwrap())
         .collect();
@@ -107,7 +107,7 @@ fn hostile_lock_dirs_are_refused() {
     let open = scratch.path().join("open");
     fs::create_dir(&open).unwrap();
     fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
-    refused(&open, "mode is 777");
+    refused(&open, "mode is 0777");
 
     let file = scratch.path().join("file");
     fs::write(&file, "").unwrap();

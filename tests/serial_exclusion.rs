@@ -149,16 +149,15 @@ fn n_holders_hold_at_once() {
 
 #[test]
 fn waiting_writer_is_not_starved_by_new_readers() {
+    child_role();
     let group = unique("starve");
-    // Held by another thread: this one's probes must not count as nested.
-    let (g, (held_tx, held_rx), (go_tx, go_rx)) = (group.clone(), mpsc::channel(), mpsc::channel());
-    let reader = thread::spawn(move || {
-        let guard = SerialGuard::shared(&g).unwrap();
-        held_tx.send(()).unwrap();
-        go_rx.recv().unwrap();
-        drop(guard);
-    });
-    held_rx.recv().unwrap();
+    // Held shared by another process: this one holds nothing, so its readers queue.
+    let mut reader = spawn(
+        "waiting_writer_is_not_starved_by_new_readers",
+        &["hold", &group, "sh"],
+        &[],
+    );
+    reader.read_marked();
     let g = group.clone();
     let writer = thread::spawn(move || SerialGuard::group(&g).timeout(SAFETY).acquire().map(drop));
     // New readers get in until the writer queues; from then on they must wait behind it,
@@ -182,7 +181,6 @@ fn waiting_writer_is_not_starved_by_new_readers() {
         blocked,
         "new shared holders kept getting past a waiting exclusive request"
     );
-    go_tx.send(()).unwrap();
-    reader.join().unwrap();
+    reader.finish().assert_success();
     writer.join().unwrap().unwrap();
 }

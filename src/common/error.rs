@@ -2,10 +2,11 @@
 //!
 //! Every isofix error is a plain [`std::io::Error`] so that `?` works in tests returning
 //! `io::Result<()>`, `Result<(), Box<dyn Error>>` or `anyhow::Result<()>`. The original
-//! [`ErrorKind`] is kept so callers can still match on it; the message reads
+//! [`ErrorKind`] is kept so callers can still match on it, and an OS error stays reachable
+//! as the error's [`source()`](std::error::Error::source); the message reads
 //! `isofix: <operation> <target>: <cause>; hint: <hint>`.
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::io::{self, ErrorKind};
 
 /// Builds an error detected by isofix itself (no underlying OS error).
@@ -13,14 +14,40 @@ pub(crate) fn error(kind: ErrorKind, what: impl Display, hint: impl Display) -> 
     io::Error::new(kind, format!("isofix: {what}; hint: {hint}"))
 }
 
-/// Adds the operation, its target and a hint to an OS error.
+/// An error's message with the error it wraps as its source.
+#[derive(Debug)]
+struct Wrapped {
+    message: String,
+    source: io::Error,
+}
+
+impl Display for Wrapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Wrapped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Adds the operation, its target and a hint to an OS error, which stays the source.
 pub(crate) fn wrap(err: io::Error, what: impl Display, hint: impl Display) -> io::Error {
     let hint = hint.to_string();
-    if hint.is_empty() {
-        io::Error::new(err.kind(), format!("isofix: {what}: {err}"))
+    let message = if hint.is_empty() {
+        format!("isofix: {what}: {err}")
     } else {
-        io::Error::new(err.kind(), format!("isofix: {what}: {err}; hint: {hint}"))
-    }
+        format!("isofix: {what}: {err}; hint: {hint}")
+    };
+    io::Error::new(
+        err.kind(),
+        Wrapped {
+            message,
+            source: err,
+        },
+    )
 }
 
 /// `result.context(|| format!("bind {addr}"), "hint")`: [`wrap`] for results.
@@ -37,6 +64,7 @@ impl<T> Context<T> for io::Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error;
 
     #[test]
     fn wrap_keeps_kind_and_names_everything() {
@@ -52,6 +80,14 @@ mod tests {
             "{msg}"
         );
         assert!(msg.ends_with("; hint: pick port 0"), "{msg}");
+    }
+
+    #[test]
+    fn wrap_keeps_the_os_error_as_source() {
+        let e = wrap(io::Error::from_raw_os_error(2), "open /x", "create it");
+        let source = e.source().expect("a source");
+        let os = source.downcast_ref::<io::Error>().expect("an io::Error");
+        assert_eq!(os.raw_os_error(), Some(2));
     }
 
     #[test]

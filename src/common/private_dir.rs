@@ -71,17 +71,25 @@ fn check_private(path: &Path, var: &str) -> io::Result<()> {
     } else {
         sys::not_private_reason(&meta)
     };
-    match refusal {
-        None => Ok(()),
-        Some(reason) => Err(error(
-            ErrorKind::PermissionDenied,
-            format_args!(
-                "refusing to use {} as a private directory: {reason}",
-                path.display()
-            ),
-            format_args!("remove it, or set {var} to a directory that only you own (mode 0700)"),
-        )),
-    }
+    let Some(reason) = refusal else {
+        return Ok(());
+    };
+    // Only what the user can do: a directory of someone else's in a sticky /tmp cannot
+    // be removed by them.
+    let hint =
+        if meta.is_dir() && !meta.file_type().is_symlink() && sys::owned_by_current_user(&meta) {
+            format!("run `chmod 700` on it, or set {var} to a directory that only you own")
+        } else {
+            format!("set {var} to a directory that only you own (mode 0700)")
+        };
+    Err(error(
+        ErrorKind::PermissionDenied,
+        format_args!(
+            "refusing to use {} as a private directory: {reason}",
+            path.display()
+        ),
+        hint,
+    ))
 }
 
 /// Paths already checked by [`ensure_private_dir_cached`] in this process.
@@ -104,29 +112,11 @@ pub(crate) fn ensure_private_dir_cached(path: &Path, var: &str) -> io::Result<()
     Ok(())
 }
 
-/// Forgets that `path` was checked, so that its next use creates and checks it again
-/// (call it when an open inside the directory found the directory gone).
-pub(crate) fn forget_checked(path: &Path) {
-    if let Some(set) = checked().as_mut() {
-        set.remove(path);
-    }
-}
-
 /// This user's state root, `<system temp dir>/isofix-<uid>`, created private.
 pub(crate) fn state_root() -> io::Result<PathBuf> {
     let root = std::env::temp_dir().join(format!("isofix-{}", sys::user_tag()));
     ensure_private_dir_cached(&root, "TMPDIR")?;
     Ok(root)
-}
-
-/// The directory named by `var`, else `<state root>/<default_name>`; created private.
-pub(crate) fn state_dir(var: &str, default_name: &str) -> io::Result<PathBuf> {
-    let dir = match env_path(var) {
-        Some(dir) => dir,
-        None => state_root()?.join(default_name),
-    };
-    ensure_private_dir_cached(&dir, var)?;
-    Ok(dir)
 }
 
 #[cfg(all(test, unix))]
@@ -213,18 +203,5 @@ mod tests {
             return;
         }
         assert!(refusal(&dir).contains("owned by uid 65534"));
-    }
-
-    #[test]
-    fn cached_check_runs_again_after_forget() {
-        let scratch = Scratch::new();
-        let dir = scratch.0.join("cached");
-        ensure_private_dir_cached(&dir, "V").unwrap();
-        std::fs::remove_dir(&dir).unwrap();
-        ensure_private_dir_cached(&dir, "V").unwrap();
-        assert!(!dir.exists(), "a cached path is not checked again");
-        forget_checked(&dir);
-        ensure_private_dir_cached(&dir, "V").unwrap();
-        assert!(dir.is_dir());
     }
 }

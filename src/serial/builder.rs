@@ -2,19 +2,21 @@
 
 use std::future::Future;
 use std::io::{self, ErrorKind};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::panic::Location;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::acquire::{acquire_blocking, try_acquire};
-use super::diag::{default_timeout, warn_after, Holder};
-use super::held::{self, Held, Mode, DIR_VAR};
-use super::name::GroupFiles;
-use super::pending;
-use super::watchdog::{self, Wait};
-use super::SerialGuard;
-use crate::common::error::error;
-use crate::common::private_dir::{ensure_private_dir_cached, state_dir};
+use super::lock_dir::{default_base, LockDir, KEPT_FDS};
+use super::nesting::{self, Held};
+use super::protocol::{Attempt, Locks, Mode};
+use super::records::{self, Record, State};
+use super::settings::{self, DIR_VAR};
+use super::wait::{self, Request, TimeoutFrom, Waiting};
+use super::{name, SerialGuard};
+use crate::common::error::{error, wrap};
+use crate::common::test_name;
+use crate::sys;
 
 /// Options for acquiring one or more serial groups, from [`SerialGuard::group`].
 ///
@@ -39,37 +41,8 @@ pub struct SerialBuilder {
     max_holders: Option<usize>,
     timeout: Option<Duration>,
     lock_dir: Option<PathBuf>,
-}
-
-/// What an acquisition needs once its options are checked.
-struct Plan {
-    targets: Vec<Arc<GroupFiles>>,
-    groups: Vec<String>,
-    mode: Mode,
-    holder: Holder,
-    timeout: Option<Duration>,
-}
-
-impl Plan {
-    /// The waiting context, made on the first group that has to wait: the environment
-    /// is read only then, off the uncontended path.
-    fn wait(&self, wait: &mut Option<Arc<Wait>>) -> io::Result<Arc<Wait>> {
-        if let Some(wait) = wait {
-            return Ok(Arc::clone(wait));
-        }
-        let timeout = match self.timeout {
-            Some(t) => Some(t),
-            None => default_timeout()?,
-        };
-        let made = Arc::new(Wait::new(
-            self.holder.clone(),
-            self.mode,
-            warn_after()?,
-            timeout,
-        ));
-        *wait = Some(Arc::clone(&made));
-        Ok(made)
-    }
+    /// Made by `#[serial_group]`, whose timeout is `timeout = N`.
+    from_attribute: bool,
 }
 
 impl SerialBuilder {
@@ -80,7 +53,14 @@ impl SerialBuilder {
             max_holders: None,
             timeout: None,
             lock_dir: None,
+            from_attribute: false,
         }
+    }
+
+    /// Marks a builder made by `#[serial_group]`, so that messages speak its language.
+    pub(crate) fn for_attribute(mut self) -> Self {
+        self.from_attribute = true;
+        self
     }
 
     /// Adds a group. All groups are taken in one canonical order (sorted, duplicates
@@ -118,8 +98,8 @@ impl SerialBuilder {
     /// Lets at most `n` holders (machine-wide, all processes of this user) have each group
     /// at once. Limited holders share the group as [`shared`](Self::shared) ones do, so an
     /// exclusive holder still excludes them all. Use the same `n` for a group everywhere.
-    /// `n == 0` fails at acquisition. Requests that find all `n` busy queue in the kernel;
-    /// only the first of them looks for a free slot, every 0.5 to 10 ms.
+    /// `n == 0` fails at acquisition. Requests that find all `n` busy queue on the group's
+    /// gate; only the first of them looks for a free slot, every 2 ms at most.
     ///
     /// ```
     /// # fn main() -> std::io::Result<()> {
@@ -157,9 +137,11 @@ impl SerialBuilder {
     }
 
     /// Keeps the lock files in `dir` instead of `ISOFIX_LOCK_DIR` or the default
-    /// `<temp dir>/isofix-<uid>/locks`. The directory is created 0700 if missing, and
-    /// refused unless it is a real directory owned by this user and closed to others.
-    /// Only acquisitions using the same directory exclude each other.
+    /// `/tmp/isofix-<uid>/locks`. The directory is created 0700 if missing (its parent
+    /// must exist), and refused unless it is a real directory owned by this user and
+    /// closed to others. Only acquisitions using the same directory exclude each other.
+    /// Once used, it must not be removed while the process runs: later requests in it
+    /// fail rather than start a second lock space beside the first.
     ///
     /// ```
     /// # fn main() -> std::io::Result<()> {
@@ -175,7 +157,85 @@ impl SerialBuilder {
         self
     }
 
-    fn plan(self) -> io::Result<Plan> {
+    /// Takes every group, blocking the calling thread until it holds them all (or the
+    /// timeout passes). A group this thread already holds is shared with the outer guard
+    /// and stays held until the last guard drops; asking exclusively for a group the thread
+    /// holds shared fails at once with [`ErrorKind::WouldBlock`] instead of waiting for
+    /// itself.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let outer = isofix::SerialGuard::group("doc-acquire").acquire()?;
+    /// let inner = isofix::SerialGuard::group("doc-acquire").shared().acquire()?; // nested: fine
+    /// drop(outer);
+    /// drop(inner); // released here
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn acquire(self) -> io::Result<SerialGuard> {
+        let plan = self.plan(Location::caller())?;
+        let mut held = Vec::with_capacity(plan.groups.len());
+        for (name, stem) in &plan.groups {
+            if let Some(outer) = nesting::reenter(&plan.dir, stem, plan.mode)? {
+                held.push(outer);
+                continue;
+            }
+            let got = match plan.start(name, stem)? {
+                Ok(held) => held,
+                Err((req, mut attempt, own)) => {
+                    let locks = wait::blocking(Arc::clone(&req), &mut attempt, Arc::clone(&own))
+                        .map_err(|e| failed(e, &req.dir, name, plan.mode))?;
+                    finish(&req, locks, own)?
+                }
+            };
+            held.push(nesting::register(got, false));
+        }
+        Ok(SerialGuard::new(held, plan.names(), plan.mode))
+    }
+
+    /// Takes every group without blocking the async runtime, on any executor: a request
+    /// that has to wait tries again every 2 ms at most, woken by isofix's one watchdog
+    /// thread. Dropping the future before it completes gives the request up at once (it
+    /// leaves the group's queue) and leaves nothing held.
+    ///
+    /// Async acquisitions are not nested the way [`acquire`](Self::acquire) nests them
+    /// (tasks move between threads): a task asking exclusively for a group it holds waits
+    /// for itself, until its timeout if it has one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let guard = isofix::SerialGuard::group("doc-async").acquire_async().await?;
+    /// tokio::task::yield_now().await; // the guard is Send: hold it across awaits
+    /// drop(guard);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn acquire_async(self) -> impl Future<Output = io::Result<SerialGuard>> + Send + 'static {
+        // Planned now, on the caller's thread, which is the one that knows the test's name.
+        let plan = self.plan(Location::caller());
+        async move {
+            let plan = plan?;
+            let mut held = Vec::with_capacity(plan.groups.len());
+            for (name, stem) in &plan.groups {
+                let got = match plan.start(name, stem)? {
+                    Ok(held) => held,
+                    Err((req, attempt, own)) => {
+                        let locks = Waiting::new(Arc::clone(&req), attempt, Arc::clone(&own))
+                            .await
+                            .map_err(|e| failed(e, &req.dir, name, plan.mode))?;
+                        finish(&req, locks, own)?
+                    }
+                };
+                held.push(nesting::register(got, true));
+            }
+            Ok(SerialGuard::new(held, plan.names(), plan.mode))
+        }
+    }
+
+    fn plan(self, location: &'static Location<'static>) -> io::Result<Plan> {
         let mode = match (self.shared, self.max_holders) {
             (_, Some(0)) => {
                 return Err(error(
@@ -199,118 +259,128 @@ impl SerialBuilder {
                 "name at least one group, e.g. SerialGuard::lock_all([\"ws\"])",
             ));
         }
-        let dir: &Path = match &self.lock_dir {
-            Some(dir) => {
-                ensure_private_dir_cached(dir, DIR_VAR)?;
-                dir
-            }
-            None => default_lock_dir()?,
-        };
-        let mut groups = self.groups;
-        groups.sort_unstable();
-        groups.dedup();
-        let targets = groups
-            .iter()
-            .map(|g| GroupFiles::get(dir, g))
+        let settings = settings::get()?;
+        let configured = self.lock_dir.as_deref().or(settings.lock_dir.as_deref());
+        let dir = LockDir::get(configured, &default_base())?;
+        let mut names = self.groups;
+        names.sort_unstable();
+        names.dedup();
+        let groups = names
+            .into_iter()
+            .map(|g| Ok((name::stem(settings.scope.as_deref(), &g)?, g)))
+            .map(|r: io::Result<_>| r.map(|(stem, g)| (g, stem)))
             .collect::<io::Result<_>>()?;
+        let timeout = match (self.timeout, settings.timeout) {
+            (Some(t), _) if self.from_attribute => Some((t, TimeoutFrom::Attribute)),
+            (Some(t), _) => Some((t, TimeoutFrom::Builder)),
+            (None, Some(t)) => Some((t, TimeoutFrom::Environment)),
+            (None, None) => None,
+        };
         Ok(Plan {
-            targets,
+            dir,
             groups,
             mode,
-            holder: Holder::current(),
-            timeout: self.timeout,
+            test: test_name::current().map(Arc::from),
+            timeout,
+            warn_after: settings.warn_after,
+            location,
         })
     }
+}
 
-    /// Takes every group, blocking the calling thread until it holds them all (or the
-    /// timeout passes). A group this thread already holds is shared with the outer guard
-    /// and stays held until the last guard drops; asking exclusively for a group the thread
-    /// holds shared fails at once with [`ErrorKind::WouldBlock`] instead of waiting for
-    /// itself.
-    ///
-    /// ```
-    /// # fn main() -> std::io::Result<()> {
-    /// let outer = isofix::SerialGuard::group("doc-acquire").acquire()?;
-    /// let inner = isofix::SerialGuard::group("doc-acquire").shared().acquire()?; // nested: fine
-    /// drop(outer);
-    /// drop(inner); // released here
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn acquire(self) -> io::Result<SerialGuard> {
-        let plan = self.plan()?;
-        let mut held = Vec::with_capacity(plan.targets.len());
-        let mut wait = None;
-        for files in &plan.targets {
-            if let Some(outer) = held::reentrant(files, plan.mode)? {
-                held.push(outer);
-                continue;
-            }
-            let got = match try_acquire(files, plan.mode, &plan.holder)? {
-                Some(got) => got,
-                None => wait_blocking(files, plan.wait(&mut wait)?)?,
-            };
-            held.push(held::register(got));
-        }
-        Ok(SerialGuard::new(held, plan.groups, plan.mode))
+/// What an acquisition needs once its options are checked.
+struct Plan {
+    dir: Arc<LockDir>,
+    /// `(name, stem)`, sorted by name.
+    groups: Vec<(String, String)>,
+    mode: Mode,
+    test: Option<Arc<str>>,
+    timeout: Option<(Duration, TimeoutFrom)>,
+    warn_after: Duration,
+    location: &'static Location<'static>,
+}
+
+/// A request that has to wait: what it is, its attempt so far, its waiting record.
+type Queued = (Arc<Request>, Attempt, Arc<Record>);
+
+impl Plan {
+    fn names(&self) -> Vec<String> {
+        self.groups.iter().map(|(name, _)| name.clone()).collect()
     }
 
-    /// Takes every group without blocking the async runtime: the waiting happens in the
-    /// kernel on a helper thread, which wakes the task. Dropping the future before it
-    /// completes gives the request up and leaves nothing held. Works on any executor.
-    ///
-    /// Async acquisitions are not nested the way [`acquire`](Self::acquire) nests them
-    /// (tasks move between threads): a task asking again for a group it holds waits for
-    /// itself, until its timeout if it has one.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> std::io::Result<()> {
-    /// let guard = isofix::SerialGuard::group("doc-async").acquire_async().await?;
-    /// tokio::task::yield_now().await; // the guard is Send: hold it across awaits
-    /// drop(guard);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn acquire_async(self) -> impl Future<Output = io::Result<SerialGuard>> + Send + 'static {
-        // Planned now, on the caller's thread, which is the one that knows the test's name.
-        let plan = self.plan();
-        async move {
-            let plan = plan?;
-            let mut held = Vec::with_capacity(plan.targets.len());
-            let mut wait = None;
-            for files in &plan.targets {
-                let got = match try_acquire(files, plan.mode, &plan.holder)? {
-                    Some(got) => got,
-                    None => pending::start(Arc::clone(files), plan.wait(&mut wait)?)?.await?,
-                };
-                held.push(Arc::new(got));
-            }
-            Ok(SerialGuard::new(held, plan.groups, plan.mode))
+    /// Takes the group if that is possible at once; else the request, queued.
+    fn start(&self, name: &str, stem: &str) -> io::Result<Result<Held, Queued>> {
+        let skip_gate = self.mode != Mode::Exclusive && nesting::held_shared(&self.dir, stem);
+        let mut attempt = Attempt::new(self.mode, skip_gate);
+        let started = Instant::now();
+        let failed = |e| failed(e, &self.dir, name, self.mode);
+        let test = self.test.as_deref();
+        if let Some(locks) = attempt.step(&self.dir, stem).map_err(failed)? {
+            let line = records::line(State::Held, &self.mode.record(locks.slot_index), stem, test);
+            let own = Arc::new(self.dir.record(&line).map_err(failed)?);
+            let (name, stem) = (name.to_owned(), stem.to_owned());
+            let dir = Arc::clone(&self.dir);
+            return Ok(Ok(Held::new(dir, name, stem, self.mode, locks, own)));
         }
+        let line = records::line(State::Waiting, &self.mode.record(None), stem, test);
+        let own = Arc::new(self.dir.record(&line).map_err(failed)?);
+        let req = Request {
+            dir: Arc::clone(&self.dir),
+            name: name.to_owned(),
+            stem: stem.to_owned(),
+            mode: self.mode,
+            test: self.test.clone(),
+            location: self.location,
+            started,
+            warn_after: self.warn_after,
+            timeout: self.timeout,
+        };
+        Ok(Err((Arc::new(req), attempt, own)))
     }
 }
 
-/// `ISOFIX_LOCK_DIR`, else `<temp dir>/isofix-<uid>/locks`, resolved and checked once per
-/// process (the variables are read then): resolving reads the environment, which takes a
-/// process-wide lock, and asks the system for the user id. A failure is not kept, so the
-/// next acquisition tries again and reports it again.
-fn default_lock_dir() -> io::Result<&'static Path> {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    if let Some(dir) = DIR.get() {
-        return Ok(dir);
-    }
-    let dir = state_dir(DIR_VAR, "locks")?;
-    Ok(DIR.get_or_init(|| dir))
+/// Turns a waiting request that got its locks into a held group.
+fn finish(req: &Request, locks: Locks, own: Arc<Record>) -> io::Result<Held> {
+    let line = records::line(
+        State::Held,
+        &req.mode.record(locks.slot_index),
+        &req.stem,
+        req.test.as_deref(),
+    );
+    own.rewrite(&line)
+        .map_err(|e| failed(e, &req.dir, &req.name, req.mode))?;
+    Ok(Held::new(
+        Arc::clone(&req.dir),
+        req.name.clone(),
+        req.stem.clone(),
+        req.mode,
+        locks,
+        own,
+    ))
 }
 
-/// Waits for one group on the calling thread. Without a timeout it blocks right here in
-/// the kernel, which hands the lock over fastest; with one, a helper thread blocks instead
-/// so that the caller can stop waiting.
-fn wait_blocking(files: &Arc<GroupFiles>, wait: Arc<Wait>) -> io::Result<Held> {
-    if wait.timeout().is_some() {
-        return pending::start(Arc::clone(files), wait)?.wait();
+/// An OS error met while taking a group, with the group, the directory and a hint that
+/// fits the cause; isofix's own errors (a timeout) go through unchanged.
+fn failed(e: io::Error, dir: &LockDir, name: &str, mode: Mode) -> io::Error {
+    if e.get_ref().is_some() && e.raw_os_error().is_none() {
+        return e;
     }
-    let _watching = watchdog::watch(&wait, files, None)?;
-    acquire_blocking(files, wait.mode, &wait.holder)
+    let hint = if sys::is_out_of_descriptors(&e) {
+        format!(
+            "the process is out of file descriptors; isofix keeps at most {KEPT_FDS} of \
+             its own plus 1-3 per group held or waited for: raise `ulimit -n`, or find what \
+             else keeps so many open"
+        )
+    } else {
+        format!("check that the lock directory is writable, or set {DIR_VAR}")
+    };
+    wrap(
+        e,
+        format_args!(
+            "acquire serial group {name:?} {} in lock directory {}",
+            mode.describe(),
+            dir.path().display()
+        ),
+        hint,
+    )
 }

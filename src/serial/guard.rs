@@ -6,7 +6,8 @@ use std::io;
 use std::sync::Arc;
 
 use super::builder::SerialBuilder;
-use super::held::{Held, Mode};
+use super::nesting::Held;
+use super::protocol::Mode;
 
 /// One or more named groups held by this test, machine-wide (every process of this user),
 /// until the guard drops.
@@ -45,6 +46,7 @@ impl SerialGuard {
     /// # Ok(())
     /// # }
     /// ```
+    #[track_caller]
     pub fn lock(group: &str) -> io::Result<Self> {
         Self::group(group).acquire()
     }
@@ -60,6 +62,7 @@ impl SerialGuard {
     /// # Ok(())
     /// # }
     /// ```
+    #[track_caller]
     pub fn shared(group: &str) -> io::Result<Self> {
         Self::group(group).shared().acquire()
     }
@@ -74,6 +77,7 @@ impl SerialGuard {
     /// # Ok(())
     /// # }
     /// ```
+    #[track_caller]
     pub fn lock_all<I>(groups: I) -> io::Result<Self>
     where
         I: IntoIterator,
@@ -108,6 +112,7 @@ impl SerialGuard {
     /// # Ok(())
     /// # }
     /// ```
+    #[track_caller]
     pub fn lock_async(group: &str) -> impl Future<Output = io::Result<Self>> + Send + 'static {
         Self::group(group).acquire_async()
     }
@@ -121,6 +126,7 @@ impl SerialGuard {
     /// # Ok(())
     /// # }
     /// ```
+    #[track_caller]
     pub fn shared_async(group: &str) -> impl Future<Output = io::Result<Self>> + Send + 'static {
         Self::group(group).shared().acquire_async()
     }

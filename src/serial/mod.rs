@@ -18,43 +18,66 @@
 //! # Semantics
 //!
 //! - **Scope**: every process of this user on this machine, so the same lock serves
-//!   `cargo test` (threads) and `cargo nextest run` (processes). The lock files live in
-//!   `ISOFIX_LOCK_DIR` if set, else in `<temp dir>/isofix-<uid>/locks`; that directory must
-//!   be a real directory owned by this user with mode 0700, or acquisition fails saying
-//!   why.
+//!   `cargo test` (threads) and `cargo nextest run` (processes), and every project of the
+//!   user: set `ISOFIX_LOCK_SCOPE` to keep a project's groups to itself. The lock files
+//!   live in `ISOFIX_LOCK_DIR` if set, else in `/tmp/isofix-<uid>/locks`; that directory
+//!   must be a real directory owned by this user with mode 0700, or acquisition fails
+//!   saying why.
 //! - **Names**: any non-empty text. It maps to one file name (a readable slug plus a
-//!   128-bit FNV-1a hash of the full name), never to a path.
+//!   128-bit hash of the full name), never to a path.
 //! - **Crash safety**: the locks are `flock`s, which the kernel drops when their holder
-//!   exits however it exits; no counter or pid file decides who holds a group. A panic
-//!   releases them while unwinding, and nothing is poisoned.
-//! - **Fairness**: a waiting exclusive request is not starved by new shared holders; every
-//!   waiting request queues on a gate lock in the kernel.
+//!   exits however it exits. A panic releases them while unwinding.
+//! - **Fairness**: a waiting exclusive request is not starved by new shared holders of
+//!   other processes; waiting requests queue on a gate lock.
 //! - **Order**: several groups are taken in one canonical order (sorted by name).
 //! - **Nesting**: a thread may take a group it holds again (counted; released when the last
 //!   guard drops), except exclusively while it holds it shared, which fails at once with
 //!   [`std::io::ErrorKind::WouldBlock`].
-//! - **Async**: [`SerialBuilder::acquire_async`] waits on a helper thread and works with
-//!   any executor, so it needs no feature.
-//! - **Diagnostics**: each holder records its pid, test name and start time in its
-//!   process's record table under `<lock dir>/holders/`, a memory-mapped file, which costs
-//!   no system call. A request that waited `ISOFIX_WAIT_WARN_SECS` (default 30) says once
-//!   on stderr what it waits for and who holds it; [`SerialBuilder::timeout`] or
-//!   `ISOFIX_LOCK_TIMEOUT_SECS` turns a long wait into an
-//!   [`std::io::ErrorKind::TimedOut`] error naming the holders.
-//! - **Settings**: `ISOFIX_LOCK_DIR`, `ISOFIX_WAIT_WARN_SECS` and `ISOFIX_LOCK_TIMEOUT_SECS`
-//!   are read once per process, when first needed; set them before the tests start.
+//! - **Waiting**: without a timeout a request blocks in the kernel; with one, or async,
+//!   it polls every 2 ms at most and leaves the queue as soon as it gives up.
+//! - **Bounds**: at most 24 descriptors and 1 thread of isofix's own besides the groups
+//!   held, whatever the number of groups.
+//! - **Settings**: `ISOFIX_LOCK_DIR`, `ISOFIX_LOCK_SCOPE`, `ISOFIX_WAIT_WARN_SECS` and
+//!   `ISOFIX_LOCK_TIMEOUT_SECS` are read and checked on the first acquisition of the
+//!   process.
+//!
+//! `docs/serial.md` describes the protocol, the on-disk layout and the diagnostics.
 
-mod acquire;
 mod builder;
-mod diag;
 mod guard;
-mod held;
+mod lock_dir;
 mod name;
-mod pending;
+mod nesting;
 pub(crate) mod private;
+mod protocol;
 mod records;
-mod slots;
-mod watchdog;
+mod settings;
+mod wait;
 
 pub use builder::SerialBuilder;
 pub use guard::SerialGuard;
+pub use records::Holder;
+
+use std::io;
+use std::path::Path;
+
+/// The holders of serial groups in a lock directory, and the requests waiting for them,
+/// as their processes recorded them (processes that are gone are left out): `lock_dir`,
+/// else `ISOFIX_LOCK_DIR`, else the default one. Records are information, written by
+/// every holder beside its locks; `docs/serial.md` describes their format.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let _guard = isofix::SerialGuard::lock("doc-holders")?;
+/// for h in isofix::serial::holders(None)? {
+///     println!("pid {} {} {} ({:?})", h.pid(), h.mode(), h.group_file(), h.test());
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub fn holders(lock_dir: Option<&Path>) -> io::Result<Vec<Holder>> {
+    let settings = settings::get()?;
+    let configured = lock_dir.or(settings.lock_dir.as_deref());
+    let dir = lock_dir::LockDir::get(configured, &lock_dir::default_base())?;
+    records::read(dir.handle(), None)
+}

@@ -1,23 +1,37 @@
 //! What `#[serial_group]` expands to. Not public API.
 
+use std::future::Future;
+use std::panic::Location;
+
 use super::{SerialBuilder, SerialGuard};
 
-/// A builder for `groups`, for the attribute to add its options to.
+/// A builder for `groups`, for the attribute to add its options to; its messages speak
+/// of the attribute (`timeout = N`).
 pub fn serial_builder(groups: &[&str]) -> SerialBuilder {
     groups
         .iter()
         .fold(SerialBuilder::empty(), |b, g| b.group(*g))
+        .for_attribute()
 }
 
-/// Acquires, or fails the test with the error's message.
+/// Acquires, or fails the test with the error's message, reported at the test.
+#[track_caller]
 pub fn enter(builder: SerialBuilder) -> SerialGuard {
-    builder.acquire().unwrap_or_else(|err| panic!("{err}"))
+    match builder.acquire() {
+        Ok(guard) => guard,
+        Err(err) => panic!("{err}"),
+    }
 }
 
-/// [`enter`] for async tests.
-pub async fn enter_async(builder: SerialBuilder) -> SerialGuard {
-    builder
-        .acquire_async()
-        .await
-        .unwrap_or_else(|err| panic!("{err}"))
+/// [`enter`] for async tests. The error's message names the test's location, which a
+/// panic inside the future cannot (`#[track_caller]` does not reach into async code).
+#[track_caller]
+pub fn enter_async(builder: SerialBuilder) -> impl Future<Output = SerialGuard> + Send + 'static {
+    let caller = Location::caller();
+    let acquiring = builder.acquire_async();
+    async move {
+        acquiring
+            .await
+            .unwrap_or_else(|err| panic!("{err} (#[serial_group] at {caller})"))
+    }
 }

@@ -1,214 +1,434 @@
-//! Where holders leave their records: a table of fixed-size slots per process and lock
-//! directory, in files mapped into memory, so that writing a record costs no system call.
+//! Holder records: who holds or waits for which group, for messages and for tools.
 //!
-//! Each process keeps, for as long as it lives, one or more files
-//! `<lock dir>/holders/<pid>-<token>-<n>` of [`SLOTS`] slots of [`SLOT_LEN`] bytes. Every
-//! held group owns one slot: it writes its line there when it takes the group and marks
-//! the slot free (one byte) before letting go. Each file is locked exclusively (`flock`)
-//! from its creation until the process exits, so a reader tells the three cases apart
-//! without the holder's help:
+//! Records are information only; the locks never depend on them. Each process keeps one
+//! record file per lock directory it uses, `v1/holders/<pid>-<start>-<n>.rec`, locked
+//! (`flock`, exclusive) for as long as it is open, so a reader tells a live process's
+//! file (locked) from a dead one's (lockable). The file is a sequence of [`LINE`]-byte
+//! lines, one per acquisition in progress, written with positional writes (`pwrite`):
 //!
-//! - file lockable: its process is gone (the kernel dropped the lock); the file is stale
-//!   and whoever finds it removes it;
-//! - slot starting with [`FREE`]: nobody holds anything through it;
-//! - slot starting with [`HELD`]: a live holder, described by the rest of the line.
+//! ```text
+//! H pid=4242 since=1764541234.123456789 mode=exclusive group=db-<hash> test=tests::a
+//! ```
 //!
-//! A new file is created under a temporary name, locked, filled with free slots and only
-//! then renamed into place, so a reader never finds a live file unlocked. Whoever creates a
-//! file first removes the stale ones it finds, so files of dead processes do not pile up
-//! even when nobody waits long enough to read them.
+//! The first byte is `H` (held), `W` (waiting) or `-` (free); then the holder's pid (in
+//! its own pid namespace: containers sharing `/tmp` may show pids that mean nothing here),
+//! the Unix time it started holding or waiting, its mode (`exclusive`, `shared`,
+//! `slot-<i>/<n>` of a group limited to `n`, `max-<n>` while waiting for one), the
+//! group's file stem, and the test's name, cut to fit; spaces pad the line to its `\n`.
+//!
+//! A process creates its file, and removes the files of dead processes, under the
+//! exclusive lock of `holders/sweep.lock`, so a file is never seen unlocked while it is
+//! being created. Only regular files of this user named like a record file are removed.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::diag::pid;
 use crate::common::file_lock::{self, LockMode};
-use crate::sys::{self, SharedMap};
+use crate::sys::{self, DirHandle};
 
-/// Bytes per slot: one line, padded with spaces, ending in `\n`.
-pub(crate) const SLOT_LEN: usize = 256;
-/// Slots per file.
-const SLOTS: usize = 32;
-/// First byte of a slot in use.
-pub(crate) const HELD: u8 = b'H';
-/// First byte of a free slot.
-pub(crate) const FREE: u8 = b'-';
+/// Bytes per line.
+pub(crate) const LINE: usize = 256;
+const HOLDERS: &str = "holders";
+const SWEEP_LOCK: &str = "sweep.lock";
+const SUFFIX: &str = ".rec";
 
-/// The directory of record files inside a lock directory.
-pub(crate) fn records_dir(lock_dir: &Path) -> PathBuf {
-    lock_dir.join("holders")
+/// State of a request, its line's first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Held,
+    Waiting,
 }
 
-/// One record file of this process, locked and mapped for the rest of its life (the map
-/// keeps the file open, and with it the `flock` that tells readers this process is alive).
+/// This process's record file in one lock directory.
 #[derive(Debug)]
-struct Chunk {
-    map: SharedMap,
+pub(crate) struct Table {
+    file: File,
+    name: String,
+    /// Free line numbers, and the number of lines ever used.
+    lines: Mutex<(Vec<u64>, u64)>,
 }
 
-/// This process's record slots in one lock directory.
-#[derive(Debug)]
-pub(crate) struct Records {
-    lock_dir: PathBuf,
-    inner: Mutex<Inner>,
+/// This process's id, asked once (`getpid(2)` is on every acquisition's path).
+pub(crate) fn pid() -> u32 {
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    /// Free slots: file, slot.
-    free: Vec<(&'static Chunk, usize)>,
-    files: usize,
+/// `<pid>-<16 hex digits>-<n>.rec`: what [`Table::create`] makes and the sweep removes.
+fn is_record_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(SUFFIX) else {
+        return false;
+    };
+    let parts: Vec<&str> = stem.split('-').collect();
+    matches!(parts.as_slice(), [pid, start, n]
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+            && start.len() == 16 && start.bytes().all(|b| b.is_ascii_hexdigit())
+            && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-impl Records {
-    /// The table for `lock_dir`, made on first use. Tables live as long as the process,
-    /// since their files must stay locked that long.
-    pub(crate) fn for_dir(lock_dir: &Path) -> &'static Records {
-        static ALL: Mutex<Vec<&'static Records>> = Mutex::new(Vec::new());
-        let mut all = ALL.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = all.iter().find(|r| r.lock_dir == lock_dir) {
-            return found;
-        }
-        let made: &'static Records = Box::leak(Box::new(Records {
-            lock_dir: lock_dir.to_owned(),
-            inner: Mutex::new(Inner::default()),
-        }));
-        all.push(made);
-        made
+/// `holders/` in `dir`, created 0700 if missing, checked like the lock directory.
+fn holders_dir(dir: &DirHandle, create: bool) -> io::Result<DirHandle> {
+    let opened = match dir.open_dir(HOLDERS) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && create => match dir.create_dir(HOLDERS) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => dir.open_dir(HOLDERS)?,
+        },
+        other => other?,
+    };
+    match sys::not_private_reason(&opened.metadata()?) {
+        None => Ok(opened),
+        Some(reason) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{HOLDERS}/: {reason}"),
+        )),
     }
+}
 
-    fn inner(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+/// Opens the record file `name` of another process if it is one: a regular file of
+/// this user (never a symbolic link or a FIFO), with a record file's name.
+fn open_record(holders: &DirHandle, name: &str) -> Option<File> {
+    if !is_record_name(name) {
+        return None;
     }
+    let file = holders.open_existing(name).ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && sys::owned_by_current_user(&meta)).then_some(file)
+}
 
-    /// Takes a free slot and writes `line` (exactly [`SLOT_LEN`] bytes, starting with
-    /// [`HELD`]) into it; the slot is marked free again when the returned value drops.
-    pub(crate) fn hold(&'static self, line: &[u8; SLOT_LEN]) -> io::Result<RecordSlot> {
-        let mut inner = self.inner();
-        let (chunk, slot) = match inner.free.pop() {
-            Some(found) => found,
-            None => {
-                self.add_file(&mut inner)?;
-                inner.free.pop().expect("a new file has free slots")
+impl Table {
+    /// Creates this process's record file in `dir`, removing those of dead processes.
+    pub(crate) fn create(dir: &DirHandle) -> io::Result<Table> {
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let holders = holders_dir(dir, true)?;
+        let sweep = holders.open_file(SWEEP_LOCK)?;
+        file_lock::lock(&sweep, LockMode::Exclusive)?;
+        for name in holders.entry_names()? {
+            if let Some(file) = open_record(&holders, &name) {
+                // Lockable: its process is gone.
+                if file_lock::try_lock(&file, LockMode::Shared)? {
+                    let _ = holders.remove_file(&name);
+                }
             }
-        };
-        drop(inner);
-        let at = slot * SLOT_LEN;
-        // The line first, then its first byte: a reader that sees HELD sees the line.
-        chunk.map.write(at + 1, &line[1..]);
-        chunk.map.publish(at, line[0]);
-        Ok(RecordSlot {
-            records: self,
-            chunk,
-            slot,
+        }
+        let start = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let name = format!(
+            "{}-{start:016x}-{}{SUFFIX}",
+            pid(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        );
+        let file = holders.create_new_file(&name)?;
+        file_lock::lock(&file, LockMode::Exclusive)?;
+        Ok(Table {
+            file,
+            name,
+            lines: Mutex::new((Vec::new(), 0)),
         })
     }
 
-    fn add_file(&self, inner: &mut Inner) -> io::Result<()> {
-        let dir = records_dir(&self.lock_dir);
-        match sys::create_private_dir(&dir) {
-            Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(e),
-            _ => {}
-        }
-        remove_stale(&dir);
-        let name = format!("{}-{:x}-{}", pid(), process_token(), inner.files);
-        let tmp = dir.join(format!("{name}.tmp"));
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        let ready = (|| {
-            file_lock::lock(&file, LockMode::Exclusive)?;
-            // Real bytes, not a hole: the blocks are allocated now, so a store into the
-            // mapping never needs disk space later.
-            let mut blank = [b' '; SLOT_LEN];
-            blank[0] = FREE;
-            blank[SLOT_LEN - 1] = b'\n';
-            for _ in 0..SLOTS {
-                file.write_all(&blank)?;
-            }
-            fs::rename(&tmp, dir.join(&name))?;
-            SharedMap::new(file, SLOTS * SLOT_LEN)
-        })();
-        let map = match ready {
-            Ok(map) => map,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
+    /// Writes `line` ([`LINE`] bytes) into a free line, freed when the record drops.
+    pub(crate) fn put(self: Arc<Self>, line: &[u8]) -> io::Result<Record> {
+        let at = {
+            let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+            match lines.0.pop() {
+                Some(at) => at,
+                None => {
+                    lines.1 += 1;
+                    lines.1 - 1
+                }
             }
         };
-        let chunk: &'static Chunk = Box::leak(Box::new(Chunk { map }));
-        inner.files += 1;
-        inner
-            .free
-            .extend((0..SLOTS).rev().map(|slot| (chunk, slot)));
-        Ok(())
+        let record = Record { table: self, at };
+        record.rewrite(line)?;
+        Ok(record)
     }
 }
 
-/// Tells this process's files from those of an earlier process that had the same pid.
-fn process_token() -> u64 {
-    static TOKEN: OnceLock<u64> = OnceLock::new();
-    *TOKEN.get_or_init(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-    })
+/// One line of this process's record file; marked free when dropped.
+#[derive(Debug)]
+pub(crate) struct Record {
+    table: Arc<Table>,
+    at: u64,
 }
 
-/// Record files in `dir` that belong to live processes, open; removes those of dead ones.
-/// Files still being created (`.tmp`) are skipped.
-pub(crate) fn live_files(dir: &Path) -> Vec<File> {
-    let mut live = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return live;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_some() {
-            continue;
-        }
-        let Ok(file) = File::open(&path) else {
-            continue;
-        };
-        match file_lock::try_lock(&file, LockMode::Shared) {
-            Ok(false) => live.push(file),
-            // Lockable: its process is gone.
-            Ok(true) => {
-                let _ = fs::remove_file(&path);
-            }
-            Err(_) => {}
-        }
+impl Record {
+    /// Replaces the line (one `pwrite(2)`).
+    pub(crate) fn rewrite(&self, line: &[u8]) -> io::Result<()> {
+        write_at(&self.table.file, line, self.at * LINE as u64)
     }
-    live
+
+    /// Whether `entry` is this record.
+    pub(crate) fn is(&self, entry: &Holder) -> bool {
+        entry.file == self.table.name && entry.at == self.at
+    }
 }
 
-fn remove_stale(dir: &Path) {
-    drop(live_files(dir));
-}
-
-/// A slot holding one record; marked free (one byte) and returned when dropped.
-pub(crate) struct RecordSlot {
-    records: &'static Records,
-    chunk: &'static Chunk,
-    slot: usize,
-}
-
-impl Drop for RecordSlot {
+impl Drop for Record {
     fn drop(&mut self) {
-        self.chunk.map.publish(self.slot * SLOT_LEN, FREE);
-        self.records.inner().free.push((self.chunk, self.slot));
+        // Information only: a failed write leaves a stale line, which its file's lock
+        // makes harmless once the process is gone.
+        let _ = write_at(&self.table.file, b"-", self.at * LINE as u64);
+        let mut lines = self
+            .table
+            .lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        lines.0.push(self.at);
     }
 }
 
-impl std::fmt::Debug for RecordSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordSlot")
-            .field("slot", &self.slot)
-            .finish()
+#[cfg(unix)]
+fn write_at(file: &File, bytes: &[u8], at: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, at)
+}
+
+#[cfg(windows)]
+fn write_at(file: &File, mut bytes: &[u8], mut at: u64) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(file, bytes, at)?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// A record's line: state, pid, start, mode, group stem and test name.
+pub(crate) fn line(state: State, mode: &str, stem: &str, test: Option<&str>) -> Vec<u8> {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let state = match state {
+        State::Held => 'H',
+        State::Waiting => 'W',
+    };
+    let mut text = format!(
+        "{state} pid={} since={}.{:09} mode={mode} group={stem} test=",
+        pid(),
+        since.as_secs(),
+        since.subsec_nanos()
+    );
+    let test = test.unwrap_or("-");
+    let mut cut = test.len().min((LINE - 1).saturating_sub(text.len()));
+    while !test.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.push_str(&test[..cut]);
+    let mut bytes = text.into_bytes();
+    bytes.truncate(LINE - 1);
+    bytes.resize(LINE - 1, b' ');
+    bytes.push(b'\n');
+    bytes
+}
+
+/// A holder of a serial group, or a request waiting for one, as its process recorded it
+/// in the lock directory: from [`holders`](super::holders).
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let _guard = isofix::SerialGuard::lock("doc-holder")?;
+/// let me = isofix::serial::holders(None)?
+///     .into_iter()
+///     .find(|h| h.pid() == std::process::id() && h.group_file().starts_with("doc-holder-"))
+///     .expect("recorded");
+/// assert_eq!((me.mode(), me.is_waiting()), ("exclusive", false));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Holder {
+    pub(crate) state: State,
+    pid: u32,
+    since: Duration,
+    mode: String,
+    group: String,
+    test: String,
+    file: String,
+    at: u64,
+}
+
+impl Holder {
+    /// The holder's process id, in its own pid namespace (a container sharing `/tmp` may
+    /// show one that means nothing here).
+    ///
+    /// ```
+    /// # let _g = isofix::SerialGuard::lock("doc-holder-pid").unwrap();
+    /// assert!(isofix::serial::holders(None).unwrap().iter().any(|h| h.pid() == std::process::id()));
+    /// ```
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The test that holds or waits, if it was known (`None` outside a test).
+    ///
+    /// ```
+    /// # let _g = isofix::SerialGuard::lock("doc-holder-test").unwrap();
+    /// for h in isofix::serial::holders(None).unwrap() {
+    ///     println!("{}", h.test().unwrap_or("(not a test)"));
+    /// }
+    /// ```
+    pub fn test(&self) -> Option<&str> {
+        Some(self.test.as_str()).filter(|t| *t != "-")
+    }
+
+    /// `exclusive`, `shared`, `slot-<i>/<n>` (one of at most `n` holders) or, while
+    /// waiting for a group limited to `n`, `max-<n>`.
+    ///
+    /// ```
+    /// # let _g = isofix::SerialGuard::shared("doc-holder-mode").unwrap();
+    /// assert!(isofix::serial::holders(None).unwrap().iter().any(|h| h.mode() == "shared"));
+    /// ```
+    pub fn mode(&self) -> &str {
+        &self.mode
+    }
+
+    /// The group's lock file stem: a readable slug of its name and a hash of it.
+    ///
+    /// ```
+    /// # let _g = isofix::SerialGuard::lock("doc-holder-group").unwrap();
+    /// let all = isofix::serial::holders(None).unwrap();
+    /// assert!(all.iter().any(|h| h.group_file().starts_with("doc-holder-group-")));
+    /// ```
+    pub fn group_file(&self) -> &str {
+        &self.group
+    }
+
+    /// Whether this is a request still waiting rather than a holder.
+    ///
+    /// ```
+    /// # let _g = isofix::SerialGuard::lock("doc-holder-waiting").unwrap();
+    /// let waiting = isofix::serial::holders(None).unwrap().iter().filter(|h| h.is_waiting()).count();
+    /// # let _ = waiting;
+    /// ```
+    pub fn is_waiting(&self) -> bool {
+        self.state == State::Waiting
+    }
+
+    /// When it started holding, or waiting.
+    ///
+    /// ```
+    /// # let _g = isofix::SerialGuard::lock("doc-holder-since").unwrap();
+    /// for h in isofix::serial::holders(None).unwrap() {
+    ///     assert!(h.since() <= std::time::SystemTime::now());
+    /// }
+    /// ```
+    pub fn since(&self) -> SystemTime {
+        UNIX_EPOCH + self.since
+    }
+
+    fn parse(line: &[u8], file: &str, at: u64) -> Option<Holder> {
+        let (&state, rest) = line.split_first()?;
+        let state = match state {
+            b'H' => State::Held,
+            b'W' => State::Waiting,
+            _ => return None,
+        };
+        let text = std::str::from_utf8(rest).ok()?.trim();
+        let mut parts = text.splitn(5, ' ');
+        let pid = parts.next()?.strip_prefix("pid=")?.parse().ok()?;
+        let (secs, nanos) = parts.next()?.strip_prefix("since=")?.split_once('.')?;
+        let since = Duration::new(secs.parse().ok()?, nanos.parse().ok()?);
+        Some(Holder {
+            state,
+            pid,
+            since,
+            mode: parts.next()?.strip_prefix("mode=")?.to_owned(),
+            group: parts.next()?.strip_prefix("group=")?.to_owned(),
+            test: parts.next()?.strip_prefix("test=")?.to_owned(),
+            file: file.to_owned(),
+            at,
+        })
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let state = match self.state {
+            State::Held => "for",
+            State::Waiting => "waiting for",
+        };
+        write!(
+            f,
+            "pid {} (test {}, {}, {state} {:.1} s)",
+            self.pid,
+            self.test,
+            self.mode,
+            now.saturating_sub(self.since).as_secs_f64()
+        )
+    }
+}
+
+/// The live records in the lock directory `dir` (of `group` only, if given). Files of
+/// dead processes are skipped, never removed here.
+pub(crate) fn read(dir: &DirHandle, group: Option<&str>) -> io::Result<Vec<Holder>> {
+    let holders = match holders_dir(dir, false) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other?,
+    };
+    let mut found = Vec::new();
+    for name in holders.entry_names()? {
+        let Some(mut file) = open_record(&holders, &name) else {
+            continue;
+        };
+        if file_lock::try_lock(&file, LockMode::Shared)? {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        if file.read_to_end(&mut bytes).is_err() {
+            continue;
+        }
+        found.extend(
+            bytes
+                .chunks(LINE)
+                .enumerate()
+                .filter_map(|(at, line)| Holder::parse(line, &name, at as u64))
+                .filter(|e| match group {
+                    Some(g) => e.group == g,
+                    None => true,
+                }),
+        );
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip_and_cut_long_names() {
+        let line = line(State::Waiting, "max-3", "db-00ff", Some("a b::c"));
+        assert_eq!(line.len(), LINE);
+        let e = Holder::parse(&line, "f", 0).unwrap();
+        assert_eq!((e.state, e.pid), (State::Waiting, std::process::id()));
+        assert_eq!((e.mode.as_str(), e.group.as_str()), ("max-3", "db-00ff"));
+        assert_eq!(e.test, "a b::c");
+        let long = "é".repeat(LINE);
+        let line = super::line(State::Held, "exclusive", "g", Some(&long));
+        assert_eq!((line.len(), line[LINE - 1]), (LINE, b'\n'));
+        assert!(Holder::parse(&line, "f", 0).unwrap().test.starts_with("éé"));
+    }
+
+    #[test]
+    fn only_record_names_match() {
+        assert!(is_record_name("12-00000000deadbeef-0.rec"));
+        for name in [
+            "x.rec",
+            "12-deadbeef-0.rec",
+            "12-00000000deadbeef-0",
+            "sweep.lock",
+        ] {
+            assert!(!is_record_name(name), "{name}");
+        }
     }
 }

@@ -39,10 +39,11 @@ pub(crate) fn not_private_reason(meta: &Metadata) -> Option<String> {
             meta.uid()
         ));
     }
-    let mode = meta.mode() & 0o777;
+    // With the special bits, so that a sticky 1777 directory reads as such.
+    let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Some(format!(
-            "its mode is {mode:03o}; it must not be open to group or others (0700)"
+            "its mode is {mode:04o}; it must not be open to group or others (0700)"
         ));
     }
     None
@@ -65,12 +66,6 @@ pub(crate) fn owned_by_current_user(meta: &Metadata) -> bool {
     meta.uid() == euid()
 }
 
-/// Whether `file` no longer has a name (`fstat(2)` link count 0): its directory entry was
-/// removed since it was opened, so nobody opening the path gets this file any more.
-pub(crate) fn is_unlinked(file: &std::fs::File) -> io::Result<bool> {
-    Ok(file.metadata()?.nlink() == 0)
-}
-
 /// A path as bytes for storing in a file; Unix paths are byte strings, so every path fits.
 pub(crate) fn path_to_bytes(path: &Path) -> Option<Vec<u8>> {
     Some(path.as_os_str().as_bytes().to_vec())
@@ -88,81 +83,191 @@ pub(crate) fn is_address_family_unsupported(err: &io::Error) -> bool {
     err.raw_os_error() == Some(libc::EAFNOSUPPORT)
 }
 
-/// A file's first bytes mapped into memory shared with every process that reads the file
-/// (`mmap(2)` with `PROT_READ | PROT_WRITE` and `MAP_SHARED`): a store into it is what a
-/// later `read(2)` of the file returns, with no system call per store. Unmapped
-/// (`munmap(2)`) when dropped; the file, and any lock on it, is kept open until then.
-#[derive(Debug)]
-pub(crate) struct SharedMap {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
-    _file: std::fs::File,
+// ---------------------------------------------------------------------------------------
+// Serial locks (src/serial, src/common/file_lock.rs): `flock(2)` and directory handles.
+// ---------------------------------------------------------------------------------------
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd};
+
+/// What [`flock`] asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FlockOp {
+    /// `LOCK_SH`.
+    Shared,
+    /// `LOCK_EX`.
+    Exclusive,
+    /// `LOCK_UN`.
+    Unlock,
 }
 
-// SAFETY: the mapping is plain memory owned by this value; it is only written through raw
-// pointers (`write`, `publish`), which callers keep to ranges no other thread writes.
-unsafe impl Send for SharedMap {}
-// SAFETY: as above.
-unsafe impl Sync for SharedMap {}
+/// `flock(2)` on `file`, with `LOCK_NB` unless `block`, retried on `EINTR`. Returns
+/// `false` when `LOCK_NB` met a conflicting lock (`EWOULDBLOCK`).
+pub(crate) fn flock(file: &File, op: FlockOp, block: bool) -> io::Result<bool> {
+    let mut flags = match op {
+        FlockOp::Shared => libc::LOCK_SH,
+        FlockOp::Exclusive => libc::LOCK_EX,
+        FlockOp::Unlock => libc::LOCK_UN,
+    };
+    if !block {
+        flags |= libc::LOCK_NB;
+    }
+    loop {
+        // SAFETY: flock only reads the descriptor, which `file` keeps open for the call.
+        if unsafe { libc::flock(file.as_raw_fd(), flags) } == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if !block => return Ok(false),
+            _ => return Err(err),
+        }
+    }
+}
 
-impl SharedMap {
-    /// Maps the first `len` bytes of `file`, which must be at least that long and open for
-    /// reading and writing.
-    pub(crate) fn new(file: std::fs::File, len: usize) -> io::Result<Self> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a fresh mapping chosen by the kernel (null hint) of a file descriptor that
-        // stays valid for the call; the result is checked before use.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
+/// Whether `err` is `EMFILE` or `ENFILE`: the process or the system ran out of file
+/// descriptors (std files both under `ErrorKind::Uncategorized`).
+pub(crate) fn is_out_of_descriptors(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// The identity of a file (`st_dev`, `st_ino`), which tells a directory from another one
+/// made later at the same path.
+pub(crate) fn file_identity(meta: &Metadata) -> (u64, u64) {
+    (meta.dev(), meta.ino())
+}
+
+fn c_name(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// `O_CLOEXEC | O_NOFOLLOW` and `flags`, through `openat(2)` from `dir` (or the current
+/// directory when `None`): the last component of `name` is never followed if it is a
+/// symbolic link (`ELOOP`).
+fn open_at(dir: Option<&File>, name: &OsStr, flags: libc::c_int) -> io::Result<File> {
+    let name = c_name(name)?;
+    let dirfd = dir.map_or(libc::AT_FDCWD, AsRawFd::as_raw_fd);
+    let flags = flags | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    loop {
+        // SAFETY: `name` is a NUL-terminated string that lives for the call, `dirfd` is
+        // open (kept by `dir`) or AT_FDCWD; mode 0600 applies only when O_CREAT creates.
+        let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags, 0o600 as libc::c_uint) };
+        if fd >= 0 {
+            // SAFETY: `fd` was just opened and is owned by nothing else.
+            return Ok(unsafe { File::from_raw_fd(fd) });
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// An open directory, reached without following a symbolic link in its last component:
+/// files inside it are created, opened and removed through it with the `*at` calls, so
+/// a directory swapped at its path after it was opened (and checked) cannot redirect them.
+#[derive(Debug)]
+pub(crate) struct DirHandle(File);
+
+impl DirHandle {
+    /// `open(2)` of `path` with `O_DIRECTORY | O_NOFOLLOW`.
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        open_at(None, path.as_os_str(), libc::O_RDONLY | libc::O_DIRECTORY).map(Self)
+    }
+
+    /// `openat(2)` of the subdirectory `name` with `O_DIRECTORY | O_NOFOLLOW`.
+    pub(crate) fn open_dir(&self, name: &str) -> io::Result<Self> {
+        open_at(
+            Some(&self.0),
+            name.as_ref(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        )
+        .map(Self)
+    }
+
+    /// `mkdirat(2)` of the subdirectory `name` with mode 0700.
+    pub(crate) fn create_dir(&self, name: &str) -> io::Result<()> {
+        let name = c_name(name.as_ref())?;
+        // SAFETY: the descriptor is open for the call and `name` is NUL-terminated.
+        if unsafe { libc::mkdirat(self.0.as_raw_fd(), name.as_ptr(), 0o700) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// `openat(2)` of the file `name` for reading and writing, created 0600 if missing,
+    /// never through a symbolic link.
+    pub(crate) fn open_file(&self, name: &str) -> io::Result<File> {
+        open_at(Some(&self.0), name.as_ref(), libc::O_RDWR | libc::O_CREAT)
+    }
+
+    /// `openat(2)` of a new file `name` (`O_CREAT | O_EXCL`), 0600.
+    pub(crate) fn create_new_file(&self, name: &str) -> io::Result<File> {
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+        open_at(Some(&self.0), name.as_ref(), flags)
+    }
+
+    /// `openat(2)` of an existing entry `name` for reading, never through a symbolic link
+    /// and without blocking on a FIFO (`O_NONBLOCK`).
+    pub(crate) fn open_existing(&self, name: &str) -> io::Result<File> {
+        open_at(
+            Some(&self.0),
+            name.as_ref(),
+            libc::O_RDONLY | libc::O_NONBLOCK,
+        )
+    }
+
+    /// `unlinkat(2)` of the file `name`.
+    pub(crate) fn remove_file(&self, name: &str) -> io::Result<()> {
+        let name = c_name(name.as_ref())?;
+        // SAFETY: the descriptor is open for the call and `name` is NUL-terminated.
+        if unsafe { libc::unlinkat(self.0.as_raw_fd(), name.as_ptr(), 0) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// The directory's own metadata (`fstat(2)`).
+    pub(crate) fn metadata(&self) -> io::Result<Metadata> {
+        self.0.metadata()
+    }
+
+    /// The names in the directory that are valid UTF-8, without `.` and `..`
+    /// (`fdopendir(3)` on a duplicate of the descriptor, `readdir(3)`, `closedir(3)`).
+    pub(crate) fn entry_names(&self) -> io::Result<Vec<String>> {
+        // The stream takes over the descriptor it reads, so it gets a copy of its own.
+        let copy = self.0.try_clone()?;
+        // SAFETY: `copy` is an open directory descriptor, handed over to the stream (which
+        // closes it), so it is not closed twice: `into_raw_fd` gives up ownership.
+        let stream = unsafe { libc::fdopendir(std::os::fd::IntoRawFd::into_raw_fd(copy)) };
+        if stream.is_null() {
             return Err(io::Error::last_os_error());
         }
-        let ptr = std::ptr::NonNull::new(ptr.cast()).ok_or_else(io::Error::last_os_error)?;
-        Ok(Self {
-            ptr,
-            len,
-            _file: file,
-        })
-    }
-
-    /// Copies `bytes` to `offset` (a memory copy). Panics if the range is out of the map.
-    pub(crate) fn write(&self, offset: usize, bytes: &[u8]) {
-        assert!(offset + bytes.len() <= self.len, "write past the mapping");
-        // SAFETY: the range is inside the mapping (checked above), and `bytes` cannot
-        // overlap it (it is memory of this process's own, not the mapping).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.ptr.as_ptr().add(offset),
-                bytes.len(),
-            );
+        // Reading from the start: the copy shares its position with the original.
+        // SAFETY: `stream` is a valid stream until closed below.
+        unsafe { libc::rewinddir(stream) };
+        let mut names = Vec::new();
+        loop {
+            // SAFETY: as above; the entry returned is valid until the next readdir call,
+            // and its name is copied out before that.
+            let entry = unsafe { libc::readdir(stream) };
+            if entry.is_null() {
+                break;
+            }
+            // SAFETY: `d_name` of a returned entry is a NUL-terminated string.
+            let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
+            if let Ok(name) = name.to_str() {
+                if name != "." && name != ".." {
+                    names.push(name.to_owned());
+                }
+            }
         }
-    }
-
-    /// Stores `byte` at `offset` after every earlier store to the map (release ordering),
-    /// so that a reader who sees it also sees what was written before it.
-    pub(crate) fn publish(&self, offset: usize, byte: u8) {
-        assert!(offset < self.len, "write past the mapping");
-        // SAFETY: in bounds (checked above) and u8 has no alignment requirement; the byte
-        // is only ever accessed atomically within this process.
-        let cell = unsafe { std::sync::atomic::AtomicU8::from_ptr(self.ptr.as_ptr().add(offset)) };
-        cell.store(byte, std::sync::atomic::Ordering::Release);
-    }
-}
-
-impl Drop for SharedMap {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `new`, which nothing uses any more.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+        // SAFETY: closes the stream (and its descriptor) exactly once.
+        unsafe { libc::closedir(stream) };
+        Ok(names)
     }
 }

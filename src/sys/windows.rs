@@ -41,12 +41,6 @@ pub(crate) fn owned_by_current_user(_meta: &Metadata) -> bool {
     true
 }
 
-/// Always `false`: std does not expose a handle's link count on Windows (open files there
-/// are rarely deletable anyway), so a file removed while open goes unnoticed.
-pub(crate) fn is_unlinked(_file: &std::fs::File) -> io::Result<bool> {
-    Ok(false)
-}
-
 /// A path as UTF-8 bytes for storing in a file, or `None` for the rare path that is not
 /// valid Unicode (such a path is then simply not stored).
 pub(crate) fn path_to_bytes(path: &Path) -> Option<Vec<u8>> {
@@ -65,40 +59,172 @@ pub(crate) fn is_address_family_unsupported(err: &io::Error) -> bool {
     err.raw_os_error() == Some(WSAEAFNOSUPPORT)
 }
 
-/// A file's first bytes, written in place: the Unix counterpart maps them into memory;
-/// here each store is a positional write (`WriteFile` with an `OVERLAPPED` offset). Stores
-/// are diagnostics only, so a failed one is ignored. Writes go through the very handle
-/// given (a lock taken on it stays its own).
-#[derive(Debug)]
-pub(crate) struct SharedMap {
-    file: std::fs::File,
-    len: usize,
+// ---------------------------------------------------------------------------------------
+// Serial locks (src/serial, src/common/file_lock.rs): `LockFileEx` and directory paths.
+// Never run: no Windows target is tested; kept small and path-based (Windows has no
+// `openat`, and its ACLs, not these checks, protect a user's directories).
+// ---------------------------------------------------------------------------------------
+
+use std::fs::File;
+
+/// What [`flock`] asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FlockOp {
+    /// A shared lock.
+    Shared,
+    /// An exclusive lock.
+    Exclusive,
+    /// Release.
+    Unlock,
 }
 
-impl SharedMap {
-    /// Keeps `file` open for writing its first `len` bytes.
-    pub(crate) fn new(file: std::fs::File, len: usize) -> io::Result<Self> {
-        Ok(Self { file, len })
-    }
+#[repr(C)]
+struct Overlapped {
+    internal: usize,
+    internal_high: usize,
+    offset: u32,
+    offset_high: u32,
+    event: *mut core::ffi::c_void,
+}
 
-    /// Writes `bytes` at `offset`. Panics if the range is out of the first `len` bytes.
-    pub(crate) fn write(&self, mut offset: usize, mut bytes: &[u8]) {
-        use std::os::windows::fs::FileExt;
-        assert!(offset + bytes.len() <= self.len, "write past the mapping");
-        while !bytes.is_empty() {
-            match self.file.seek_write(bytes, offset as u64) {
-                Ok(n) if n > 0 => {
-                    bytes = &bytes[n..];
-                    offset += n;
-                }
-                _ => return,
-            }
+const LOCKFILE_FAIL_IMMEDIATELY: u32 = 0x1;
+const LOCKFILE_EXCLUSIVE_LOCK: u32 = 0x2;
+const ERROR_LOCK_VIOLATION: i32 = 33;
+
+#[link(name = "kernel32")]
+extern "system" {
+    fn LockFileEx(
+        file: *mut core::ffi::c_void,
+        flags: u32,
+        reserved: u32,
+        low: u32,
+        high: u32,
+        overlapped: *mut Overlapped,
+    ) -> i32;
+    fn UnlockFile(
+        file: *mut core::ffi::c_void,
+        off_low: u32,
+        off_high: u32,
+        low: u32,
+        high: u32,
+    ) -> i32;
+}
+
+/// `LockFileEx` (with `LOCKFILE_FAIL_IMMEDIATELY` unless `block`) or `UnlockFile` over the
+/// whole file; `false` when a non-blocking request met a conflicting lock.
+pub(crate) fn flock(file: &File, op: FlockOp, block: bool) -> io::Result<bool> {
+    use std::os::windows::io::AsRawHandle;
+    let handle = file.as_raw_handle().cast();
+    let ok = if op == FlockOp::Unlock {
+        // SAFETY: the handle is open for the call; the range is the whole file.
+        unsafe { UnlockFile(handle, 0, 0, u32::MAX, u32::MAX) }
+    } else {
+        let mut flags = if op == FlockOp::Exclusive {
+            LOCKFILE_EXCLUSIVE_LOCK
+        } else {
+            0
+        };
+        if !block {
+            flags |= LOCKFILE_FAIL_IMMEDIATELY;
+        }
+        let mut overlapped = Overlapped {
+            internal: 0,
+            internal_high: 0,
+            offset: 0,
+            offset_high: 0,
+            event: std::ptr::null_mut(),
+        };
+        // SAFETY: the handle is open for the call and `overlapped` outlives it (the
+        // handle is synchronous, so the call completes before returning).
+        unsafe { LockFileEx(handle, flags, 0, u32::MAX, u32::MAX, &mut overlapped) }
+    };
+    if ok != 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if !block && err.raw_os_error() == Some(ERROR_LOCK_VIOLATION) {
+        return Ok(false);
+    }
+    Err(err)
+}
+
+/// Whether `err` says the process ran out of handles (`ERROR_TOO_MANY_OPEN_FILES`).
+pub(crate) fn is_out_of_descriptors(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(4)
+}
+
+/// Always `(0, 0)`: std exposes no file index on Windows, so a replaced directory is
+/// noticed only when it is missing.
+pub(crate) fn file_identity(_meta: &Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
+/// A directory, by path (see the note above this block).
+#[derive(Debug)]
+pub(crate) struct DirHandle(PathBuf);
+
+impl DirHandle {
+    /// Checks that `path` is a directory.
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        if std::fs::symlink_metadata(path)?.is_dir() {
+            Ok(Self(path.to_owned()))
+        } else {
+            Err(io::Error::from(io::ErrorKind::NotFound))
         }
     }
 
-    /// Writes `byte` at `offset`, after the earlier writes (each is a system call, so they
-    /// are ordered already).
-    pub(crate) fn publish(&self, offset: usize, byte: u8) {
-        self.write(offset, &[byte]);
+    /// The subdirectory `name`.
+    pub(crate) fn open_dir(&self, name: &str) -> io::Result<Self> {
+        Self::open(&self.0.join(name))
+    }
+
+    /// `CreateDirectoryW` of the subdirectory `name`.
+    pub(crate) fn create_dir(&self, name: &str) -> io::Result<()> {
+        std::fs::create_dir(self.0.join(name))
+    }
+
+    /// Opens `name` for reading and writing, created if missing.
+    pub(crate) fn open_file(&self, name: &str) -> io::Result<File> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.0.join(name))
+    }
+
+    /// Creates the new file `name`.
+    pub(crate) fn create_new_file(&self, name: &str) -> io::Result<File> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(self.0.join(name))
+    }
+
+    /// Opens the existing `name` for reading.
+    pub(crate) fn open_existing(&self, name: &str) -> io::Result<File> {
+        File::open(self.0.join(name))
+    }
+
+    /// `DeleteFileW` of `name`.
+    pub(crate) fn remove_file(&self, name: &str) -> io::Result<()> {
+        std::fs::remove_file(self.0.join(name))
+    }
+
+    /// The directory's metadata.
+    pub(crate) fn metadata(&self) -> io::Result<Metadata> {
+        std::fs::symlink_metadata(&self.0)
+    }
+
+    /// The names in the directory that are valid UTF-8.
+    pub(crate) fn entry_names(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.0)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
     }
 }

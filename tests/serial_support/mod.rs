@@ -122,6 +122,26 @@ pub fn hammer(group: &str, dir: &Path, mode: Mode, who: &str, rounds: usize) -> 
     Ok(())
 }
 
+/// What a child playing `role` says first; the child must then end successfully.
+pub fn said(test: &str, role: &[&str], envs: &[(&str, &str)]) -> String {
+    let mut child = spawn(test, role, envs);
+    let said = child.read_marked();
+    child.finish().assert_success();
+    said
+}
+
+/// Polls `future` once, without an executor (its waker does nothing).
+pub fn poll_once<F: std::future::Future>(
+    future: std::pin::Pin<&mut F>,
+) -> std::task::Poll<F::Output> {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    future.poll(&mut std::task::Context::from_waker(&waker))
+}
+
 /// Starts this binary as a child running only `test`, playing `role` (see [`child_role`]).
 pub fn spawn(test: &str, role: &[&str], envs: &[(&str, &str)]) -> Child {
     child::spawn(test, &role.join("\x1f"), envs)
@@ -137,7 +157,8 @@ pub fn command(test: &str, role: &[&str]) -> std::process::Command {
 ///
 /// Roles: `hold <group> <mode> [<marker dir>]` (hold until stdin closes),
 /// `hammer <group> <mode> <marker dir> <rounds>`, `try <group>` (report the result),
-/// `try-for <group> <millis | max>` (the same with a timeout, on a thread).
+/// `try-for <group> <millis | max>` (the same with a timeout, on a thread),
+/// `try-as <group> <mode> <millis | max>` (the same in a mode).
 pub fn child_role() {
     let Some(role) = child::role() else {
         return;
@@ -188,16 +209,24 @@ pub fn child_role() {
             }
             0
         }
-        ["try-for", group, timeout] => {
+        ["try-for", group, timeout] | ["try-as", group, _, timeout] => {
             // On a thread, so that a wait that never ends is reported instead of hanging.
             let timeout = match *timeout {
                 "max" => Duration::MAX,
                 ms => Duration::from_millis(ms.parse().unwrap()),
             };
             let group = group.to_string();
+            let builder = SerialGuard::group(group).timeout(timeout);
+            let builder = match args.as_slice() {
+                [_, _, "sh", _] => builder.shared(),
+                [_, _, mode, _] if mode.starts_with("max") => {
+                    builder.max_holders(mode[3..].parse().unwrap())
+                }
+                _ => builder,
+            };
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
-                let result = SerialGuard::group(group).timeout(timeout).acquire();
+                let result = builder.acquire();
                 let _ = tx.send(result.map(drop));
             });
             match rx.recv_timeout(SAFETY) {

@@ -1,0 +1,248 @@
+//! Hostile lock directories: a directory swapped by another user after it was checked,
+//! planted entries among the holder records, a squatted default location. Nothing isofix
+//! creates, opens or deletes may end up outside the lock directory.
+#![cfg(unix)]
+
+mod serial_support;
+
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use isofix::{IsolatedDir, SerialGuard};
+use serial_support::{child_role, spawn, unique, SAFETY};
+
+const NOBODY: u32 = 65534;
+
+/// Whether this test can play another user (root, with `setpriv`); prints why not.
+fn can_play_another_user() -> bool {
+    let root = fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
+    let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
+    if !(root && setpriv) {
+        println!(
+            "skipped: playing uid {NOBODY} needs root and setpriv (root {root}, setpriv {setpriv})"
+        );
+    }
+    root && setpriv
+}
+
+/// Runs `script` with `sh` as uid 65534.
+fn as_nobody(script: &str) {
+    let status = Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{script}");
+}
+
+/// A directory in the shared temp dir that uid 65534 owns, removed at the end.
+struct TheirDir(PathBuf);
+
+impl TheirDir {
+    fn new() -> TheirDir {
+        let path = std::env::temp_dir().join(format!("isofix-hostile-{}", uuid::Uuid::new_v4()));
+        fs::create_dir(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+        TheirDir(path)
+    }
+}
+
+impl Drop for TheirDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_lock_dir_swapped_by_another_user_is_not_followed() {
+    child_role();
+    if !can_play_another_user() {
+        return;
+    }
+    // The lock directory is ours, its parent another user's: they can swap it.
+    let theirs = TheirDir::new();
+    let locks = theirs.0.join("locks");
+    let group = unique("swapped");
+    drop(
+        SerialGuard::group(&group)
+            .lock_dir(&locks)
+            .acquire()
+            .unwrap(),
+    );
+    // A directory only root may write to, which the swap points at.
+    let scratch = IsolatedDir::new().unwrap();
+    let victim = scratch.path().join("root-only");
+    fs::create_dir(&victim).unwrap();
+    as_nobody(&format!(
+        "mv '{0}/locks' '{0}/old' && ln -s '{1}' '{0}/locks'",
+        theirs.0.display(),
+        victim.display()
+    ));
+    let err = SerialGuard::group(&group)
+        .lock_dir(&locks)
+        .acquire()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("while this process used it"),
+        "{err}"
+    );
+    // A process that never used it refuses the symbolic link.
+    let mut child = spawn(
+        "a_lock_dir_swapped_by_another_user_is_not_followed",
+        &["try", &group],
+        &[("ISOFIX_LOCK_DIR", locks.to_str().unwrap())],
+    );
+    let said = child.read_marked();
+    assert!(said.starts_with("err PermissionDenied"), "{said}");
+    assert!(said.contains("symbolic link"), "{said}");
+    child.finish().assert_success();
+    assert!(
+        entries(&victim).is_empty(),
+        "created through the swap: {:?}",
+        entries(&victim)
+    );
+}
+
+#[test]
+fn a_holders_dir_swapped_for_a_symlink_is_refused() {
+    let scratch = IsolatedDir::new().unwrap();
+    let locks = scratch.path().join("locks");
+    let victim = scratch.path().join("victim");
+    fs::create_dir(&victim).unwrap();
+    fs::create_dir_all(locks.join("v1")).unwrap();
+    fs::set_permissions(&locks, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(locks.join("v1"), fs::Permissions::from_mode(0o700)).unwrap();
+    symlink(&victim, locks.join("v1").join("holders")).unwrap();
+    let err = SerialGuard::group(unique("holders-link"))
+        .lock_dir(&locks)
+        .timeout(SAFETY)
+        .acquire()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(&locks.display().to_string()),
+        "{err}"
+    );
+    assert!(entries(&victim).is_empty(), "{:?}", entries(&victim));
+}
+
+#[test]
+fn the_sweep_removes_only_stale_record_files_of_this_user() {
+    let scratch = IsolatedDir::new().unwrap();
+    let locks = scratch.path().join("locks");
+    let holders = locks.join("v1").join("holders");
+    fs::create_dir_all(&holders).unwrap();
+    for dir in [&locks, &locks.join("v1"), &holders] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let outside = scratch.path().join("precious");
+    fs::write(&outside, "keep").unwrap();
+    let stale = "5-0000000000000005-0.rec";
+    fs::write(holders.join(stale), "").unwrap();
+    fs::write(holders.join("notes.txt"), "").unwrap();
+    fs::write(holders.join("1-0000000000000001-0"), "").unwrap();
+    symlink(&outside, holders.join("2-0000000000000002-0.rec")).unwrap();
+    let fifo = Command::new("mkfifo")
+        .arg(holders.join("3-0000000000000003-0.rec"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    fs::create_dir(holders.join("4-0000000000000004-0.rec")).unwrap();
+    let mut kept = vec![
+        "1-0000000000000001-0",
+        "2-0000000000000002-0.rec",
+        "3-0000000000000003-0.rec",
+        "4-0000000000000004-0.rec",
+        "notes.txt",
+    ];
+    let theirs = "6-0000000000000006-0.rec";
+    fs::write(holders.join(theirs), "").unwrap();
+    if std::os::unix::fs::chown(holders.join(theirs), Some(NOBODY), None).is_ok() {
+        kept.push(theirs);
+    } else {
+        println!("not checked: a record file of another user (changing owners needs root)");
+        fs::remove_file(holders.join(theirs)).unwrap();
+    }
+    let guard = SerialGuard::group(unique("sweep"))
+        .lock_dir(&locks)
+        .timeout(SAFETY)
+        .acquire()
+        .unwrap();
+    let left = entries(&holders);
+    let ours = format!("{}-", std::process::id());
+    let mut others: Vec<&str> = left
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !n.starts_with(&ours) && *n != "sweep.lock")
+        .collect();
+    others.sort();
+    kept.sort();
+    assert_eq!(others, kept, "{left:?}");
+    assert!(
+        !left.iter().any(|n| n == stale),
+        "the stale record is still there"
+    );
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "keep");
+    drop(guard);
+}
+
+#[test]
+fn refusals_name_the_mode_with_its_special_bits() {
+    let scratch = IsolatedDir::new().unwrap();
+    let sticky = scratch.path().join("sticky");
+    fs::create_dir(&sticky).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let err = SerialGuard::group(unique("sticky"))
+        .lock_dir(&sticky)
+        .acquire()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert!(err.to_string().contains("mode is 1777"), "{err}");
+    assert!(err.to_string().contains("chmod 700"), "{err}");
+}
+
+/// The default location is the same whatever `TMPDIR` or `XDG_RUNTIME_DIR` say.
+#[test]
+fn the_default_lock_dir_ignores_the_environment() {
+    child_role();
+    let test = "the_default_lock_dir_ignores_the_environment";
+    let group = unique("default-dir");
+    let scratch = IsolatedDir::new().unwrap();
+    let other = scratch.path().to_str().unwrap();
+    let mut command = serial_support::command(test, &["hold", &group, "ex"]);
+    command.env_remove("ISOFIX_LOCK_DIR").env("TMPDIR", other);
+    let mut holder = serial_support::Child::spawn(&mut command);
+    assert!(holder.read_marked().starts_with("held"));
+    let mut command = serial_support::command(test, &["try-for", &group, "0"]);
+    command
+        .env_remove("ISOFIX_LOCK_DIR")
+        .env_remove("TMPDIR")
+        .env("XDG_RUNTIME_DIR", other);
+    let mut prober = serial_support::Child::spawn(&mut command);
+    let said = prober.read_marked();
+    assert!(said.starts_with("err TimedOut"), "{said}");
+    prober.finish().assert_success();
+    holder.finish().assert_success();
+}
