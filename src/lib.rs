@@ -7,6 +7,7 @@ mod sys;
 mod dir;
 pub mod net;
 pub mod serial;
+pub mod stress;
 
 #[cfg(feature = "rstest")]
 pub mod fixtures;
@@ -48,4 +49,6 @@ mod guides {
     struct Ports;
     #[doc = include_str!("../docs/dirs.md")]
     struct Dirs;
+    #[doc = include_str!("../docs/diagnosing-flakes.md")]
+    struct DiagnosingFlakes;
 }
