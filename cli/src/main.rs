@@ -1,6 +1,11 @@
 //! `cargo isofix`: find a suite's flaky tests, tell why each flakes and how to fix it, and
 //! prove the fix.
 
+mod cargo;
+mod catalogue;
+mod classify;
+mod results;
+mod stress;
 mod style;
 
 use std::process::ExitCode;
@@ -24,6 +29,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the test suite again and again, and catalogue the tests that failed: flake
+    /// rate, first failure, root cause and the isofix fix.
+    Stress(stress::StressArgs),
     /// Run the flake demo: classic flaky patterns next to their isofix versions.
     Demo,
 }
@@ -37,6 +45,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse_from(args);
     let result = match cli.command {
+        Command::Stress(args) => stress::run(args).map_err(std::io::Error::other),
         Command::Demo => isofix_demo::run().map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {

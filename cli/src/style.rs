@@ -2,6 +2,11 @@
 
 use std::io::IsTerminal;
 
+/// Whether stdout gets colours.
+pub fn stdout_colours() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
 /// Whether stderr gets colours.
 fn stderr_colours() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
@@ -10,6 +15,16 @@ fn stderr_colours() -> bool {
 /// `text` in bold red when `colour`, else as is.
 pub fn bad(text: &str, colour: bool) -> String {
     paint(text, "1;31", colour)
+}
+
+/// `text` in green when `colour`, else as is.
+pub fn good(text: &str, colour: bool) -> String {
+    paint(text, "32", colour)
+}
+
+/// `text` in bold when `colour`, else as is.
+pub fn strong(text: &str, colour: bool) -> String {
+    paint(text, "1", colour)
 }
 
 fn paint(text: &str, code: &str, colour: bool) -> String {

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{stats, Iteration, SEED_VAR};
+use super::stats::{self, percent};
+use super::{Iteration, SEED_VAR};
 
 /// The result of a [`Stress`](super::Stress) run. Its `Display` is the whole report: counts,
 /// throughput, the flake rate with its 95 % Wilson interval (or, when clean, the rates the
@@ -159,16 +160,6 @@ impl StressReport {
             panic!("stress run not clean\n{self}");
         }
     }
-}
-
-/// A rate as a percentage with two significant digits: `1.5 %`, `0.15 %`, `0.0030 %`.
-pub(crate) fn percent(rate: f64) -> String {
-    let pct = rate * 100.0;
-    if pct <= 0.0 || !pct.is_finite() {
-        return format!("{pct} %");
-    }
-    let decimals = (1 - pct.log10().floor() as i32).clamp(0, 8) as usize;
-    format!("{pct:.decimals$} %")
 }
 
 impl fmt::Display for StressReport {

@@ -162,6 +162,24 @@ pub fn normal_quantile(p: f64) -> f64 {
     }
 }
 
+/// A rate as a percentage with two significant digits, as reports print it.
+///
+/// ```
+/// use isofix::stress::stats::percent;
+/// assert_eq!(percent(0.015), "1.5 %");
+/// assert_eq!(percent(0.0015), "0.15 %");
+/// assert_eq!(percent(0.25), "25 %");
+/// assert_eq!(percent(0.0), "0 %");
+/// ```
+pub fn percent(rate: f64) -> String {
+    let pct = rate * 100.0;
+    if pct <= 0.0 || !pct.is_finite() {
+        return format!("{pct} %");
+    }
+    let decimals = (1 - pct.log10().floor() as i32).clamp(0, 8) as usize;
+    format!("{pct:.decimals$} %")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
