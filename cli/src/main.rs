@@ -4,6 +4,7 @@
 mod cargo;
 mod catalogue;
 mod classify;
+mod lint;
 mod results;
 mod stress;
 mod style;
@@ -32,6 +33,9 @@ enum Command {
     /// Run the test suite again and again, and catalogue the tests that failed: flake
     /// rate, first failure, root cause and the isofix fix.
     Stress(stress::StressArgs),
+    /// Scan test code for the patterns behind flaky parallel tests, each with the file and
+    /// line, why it flakes and the one-line isofix change.
+    Lint(lint::LintArgs),
     /// Run the flake demo: classic flaky patterns next to their isofix versions.
     Demo,
 }
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(args);
     let result = match cli.command {
         Command::Stress(args) => stress::run(args).map_err(std::io::Error::other),
+        Command::Lint(args) => lint::run(args).map_err(std::io::Error::other),
         Command::Demo => isofix_demo::run().map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
