@@ -166,13 +166,19 @@ fn collect_rs(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 pub fn scan(file: &Path, source: &str) -> Result<Vec<Finding>, String> {
     let ast =
         syn::parse_file(source).map_err(|e| format!("line {}: {e}", e.span().start().line))?;
-    let in_tests_dir = file.components().any(|c| c.as_os_str() == "tests");
+    let in_tests_dir = file
+        .components()
+        .any(|c| c.as_os_str() == "tests" || c.as_os_str() == "test");
     let mut v = Scanner {
         file: file.to_owned(),
         test_depth: usize::from(in_tests_dir),
         fn_spawns: false,
         picked_in_fn: Vec::new(),
+        ports_in_fn: Vec::new(),
+        fn_depth: 0,
+        fn_networks: false,
         in_assert: false,
+        in_watchdog: false,
         uses_serial_group: false,
         findings: Vec::new(),
     };
@@ -195,9 +201,18 @@ struct Scanner {
     fn_spawns: bool,
     /// Picked ports seen in the current function, to judge once it is read whole.
     picked_in_fn: Vec<(usize, String)>,
+    /// Fixed addresses seen in the current function: reported at its end if it also
+    /// binds or connects, so that tests of address parsing and formatting are left alone.
+    ports_in_fn: Vec<(Span, String)>,
+    fn_depth: usize,
+    /// Whether the current function binds, connects or serves.
+    fn_networks: bool,
     /// Inside the arguments of `assert!`-like macros, where an address is an expected
     /// value, not a bind.
     in_assert: bool,
+    /// Inside a watchdog closure (one that exits or aborts the process), whose sleep is a
+    /// deadline, not a wait.
+    in_watchdog: bool,
     /// Whether the file takes isofix serial groups.
     uses_serial_group: bool,
     findings: Vec<Finding>,
@@ -220,7 +235,13 @@ impl Scanner {
 
     fn check_str(&mut self, text: &str, span: Span) {
         if let Some(addr) = fixed_port_in(text).filter(|_| !self.in_assert) {
-            self.report(span, Pattern::FixedPort, format!("fixed port in {addr:?}"));
+            let what = format!("fixed port in {addr:?}");
+            if self.fn_depth == 0 {
+                // A constant or static address: made to be bound or connected to.
+                self.report(span, Pattern::FixedPort, what);
+            } else {
+                self.ports_in_fn.push((span, what));
+            }
         } else if text.starts_with("/tmp/") || text.starts_with("/var/tmp/") {
             self.report(
                 span,
@@ -346,9 +367,19 @@ impl<'ast> Visit<'ast> for Scanner {
             }
         }
         let (spawns, picked) = (self.fn_spawns, std::mem::take(&mut self.picked_in_fn));
+        let (networks, ports) = (self.fn_networks, std::mem::take(&mut self.ports_in_fn));
         self.fn_spawns = false;
+        self.fn_networks = false;
         self.test_depth += usize::from(test);
+        self.fn_depth += 1;
         visit::visit_item_fn(self, f);
+        self.fn_depth -= 1;
+        for (span, what) in std::mem::replace(&mut self.ports_in_fn, ports) {
+            if self.fn_networks {
+                self.report(span, Pattern::FixedPort, what);
+            }
+        }
+        self.fn_networks = networks;
         let found = std::mem::replace(&mut self.picked_in_fn, picked);
         for (line, what) in found {
             let pattern = if self.fn_spawns {
@@ -386,6 +417,7 @@ impl<'ast> Visit<'ast> for Scanner {
     fn visit_expr_call(&mut self, call: &'ast ExprCall) {
         let name = last_segment(&call.func).unwrap_or_default();
         let full = path_text(&call.func);
+        self.fn_networks |= is_network_call(&name);
         match name.as_str() {
             "set_var" | "remove_var" | "set_current_dir" if full.contains("env") => {
                 self.report(
@@ -394,7 +426,7 @@ impl<'ast> Visit<'ast> for Scanner {
                     format!("{full}(..)"),
                 );
             }
-            "sleep" if full.contains("thread") || full == "sleep" => {
+            "sleep" if (full.contains("thread") || full == "sleep") && !self.in_watchdog => {
                 self.report(
                     span_of_expr(&call.func),
                     Pattern::SleepAsWait,
@@ -412,6 +444,7 @@ impl<'ast> Visit<'ast> for Scanner {
     }
 
     fn visit_expr_method_call(&mut self, call: &'ast ExprMethodCall) {
+        self.fn_networks |= is_network_call(&call.method.to_string());
         if call.method == "join" && receiver_is_temp_dir(&call.receiver) {
             if let Some(Expr::Lit(lit)) = call.args.first() {
                 if let Lit::Str(s) = &lit.lit {
@@ -431,6 +464,15 @@ impl<'ast> Visit<'ast> for Scanner {
             self.fn_spawns = true;
         }
         visit::visit_expr_method_call(self, call);
+    }
+
+    fn visit_expr_closure(&mut self, closure: &'ast syn::ExprClosure) {
+        use quote::ToTokens;
+        let body = closure.body.to_token_stream().to_string();
+        let was = self.in_watchdog;
+        self.in_watchdog |= body.contains("exit (") || body.contains("abort (");
+        visit::visit_expr_closure(self, closure);
+        self.in_watchdog = was;
     }
 
     fn visit_lit_str(&mut self, s: &'ast syn::LitStr) {
@@ -454,6 +496,32 @@ impl<'ast> Visit<'ast> for Scanner {
             );
         }
     }
+}
+
+/// Calls that bind, connect or serve: a fixed address near them is used on the network.
+fn is_network_call(name: &str) -> bool {
+    matches!(
+        name,
+        "bind"
+            | "connect"
+            | "connect_timeout"
+            | "connect_async"
+            | "listen"
+            | "accept"
+            | "serve"
+            | "bind_addr"
+            | "send_to"
+            | "get"
+            | "post"
+            | "put"
+            | "delete"
+            | "request"
+            | "client"
+            | "server"
+            | "run"
+            | "start"
+    ) || name.starts_with("bind_")
+        || name.starts_with("connect_")
 }
 
 fn receiver_is_temp_dir(expr: &Expr) -> bool {
@@ -579,6 +647,39 @@ fn url() {
 #[isofix::serial_group("log")]
 fn log() {
     std::fs::write(std::env::temp_dir().join("shared.log"), "x").unwrap();
+}
+"#;
+        assert!(patterns(source).is_empty(), "{:?}", patterns(source));
+    }
+
+    #[test]
+    fn addresses_parsed_or_formatted_without_a_bind_are_left_alone() {
+        let source = r#"
+#[test]
+fn parses() {
+    let s = "127.0.0.1:8080";
+    let addr: std::net::SocketAddr = s.parse().unwrap();
+    println!("{addr}");
+}
+const ADDR: &str = "127.0.0.1:3012";
+"#;
+        let found: Vec<_> = scan(Path::new("tests/it.rs"), source)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.line, f.pattern))
+            .collect();
+        assert_eq!(found, [(8, Pattern::FixedPort)]);
+    }
+
+    #[test]
+    fn a_watchdog_sleep_is_not_a_wait() {
+        let source = r#"
+#[test]
+fn t() {
+    std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        std::process::exit(1);
+    });
 }
 "#;
         assert!(patterns(source).is_empty(), "{:?}", patterns(source));
