@@ -4,6 +4,7 @@
 mod cargo;
 mod catalogue;
 mod classify;
+mod groups;
 mod lint;
 mod results;
 mod stress;
@@ -36,6 +37,9 @@ enum Command {
     /// Scan test code for the patterns behind flaky parallel tests, each with the file and
     /// line, why it flakes and the one-line isofix change.
     Lint(lint::LintArgs),
+    /// Write (or --check) nextest test groups in .config/nextest.toml that match the
+    /// workspace's #[serial_group] attributes.
+    NextestGroups(groups::GroupsArgs),
     /// Run the flake demo: classic flaky patterns next to their isofix versions.
     Demo,
 }
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Stress(args) => stress::run(args).map_err(std::io::Error::other),
         Command::Lint(args) => lint::run(args).map_err(std::io::Error::other),
+        Command::NextestGroups(args) => groups::run(args).map_err(std::io::Error::other),
         Command::Demo => isofix_demo::run().map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
