@@ -187,8 +187,9 @@ fn a_time_budget_ends_an_endless_run() {
         .iterations(u64::MAX)
         .time_budget(Duration::from_millis(20))
         .run(|_| ());
+    // Under load the budget may even end before a worker starts: only the end is certain.
     assert!(report.stopped_by_budget());
-    assert!(report.runs() > 0 && report.runs() < u64::MAX);
+    assert!(report.runs() < u64::MAX);
     assert!(report.to_string().contains("the time budget ended the run"));
 }
 
