@@ -9,6 +9,7 @@ mod sys;
 mod dir;
 pub mod net;
 pub mod serial;
+pub mod stress;
 
 #[cfg(feature = "rstest")]
 pub mod fixtures;
@@ -52,4 +53,6 @@ mod guides {
     struct Dirs;
     #[doc = include_str!("../docs/migrating.md")]
     struct Migrating;
+    #[doc = include_str!("../docs/diagnosing-flakes.md")]
+    struct DiagnosingFlakes;
 }

@@ -1,6 +1,6 @@
 //! The classic flaky patterns under parallel load, next to their isofix versions.
 //!
-//! Run with `cargo run --example flake_demo`. Each row runs many workers at once for a
+//! Run with `cargo run -p isofix-demo` or `cargo isofix demo`. Each row runs many workers at once for a
 //! fixed time and counts what went wrong; nothing is simulated but the start-up delay of
 //! a server, which is the race window real test suites have.
 //!
@@ -114,7 +114,14 @@ fn use_dir(dir: &Path, worker: usize) -> io::Result<()> {
     std::fs::remove_dir_all(dir)
 }
 
-fn main() -> io::Result<()> {
+/// Runs every row and prints the table: attempts and failures per pattern, and an example
+/// of each failure. It takes about six seconds.
+///
+/// ```no_run
+/// isofix_demo::run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn run() -> io::Result<()> {
     let shared = std::env::temp_dir().join(format!("isofix-flake-demo-{}", std::process::id()));
     let rows = [
         run_row(
