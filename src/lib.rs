@@ -6,13 +6,19 @@ mod sys;
 
 mod dir;
 pub mod net;
+#[cfg(unix)]
+mod process;
 pub mod serial;
 
 #[cfg(feature = "rstest")]
 pub mod fixtures;
 
 pub use dir::IsolatedDir;
+#[cfg(unix)]
+pub use net::ReservedPort;
 pub use net::{EphemeralTcp, EphemeralUdp};
+#[cfg(unix)]
+pub use process::{ChildGuard, ChildGuardBuilder};
 pub use serial::SerialGuard;
 
 /// Runs a function while holding named [`SerialGuard`] groups (feature `macros`).

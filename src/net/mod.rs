@@ -100,12 +100,20 @@ macro_rules! wrap_std_socket {
 }
 
 mod addr;
+pub(crate) mod listening;
+#[cfg(unix)]
+mod reserved;
 mod tcp;
 mod tcp_builder;
 #[cfg(feature = "tokio")]
 mod tokio_runtime;
 mod udp;
 
+#[cfg(feature = "tokio")]
+pub use listening::wait_listening_async;
+pub use listening::{read_port_file, wait_listening};
+#[cfg(unix)]
+pub use reserved::ReservedPort;
 pub use tcp::EphemeralTcp;
 pub use tcp_builder::EphemeralTcpBuilder;
 pub use udp::EphemeralUdp;
