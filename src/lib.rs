@@ -16,7 +16,7 @@ pub mod fixtures;
 pub use dir::IsolatedDir;
 #[cfg(unix)]
 pub use net::ReservedPort;
-pub use net::{EphemeralTcp, EphemeralUdp};
+pub use net::{EphemeralTcp, EphemeralUdp, TestServer};
 #[cfg(unix)]
 pub use process::{ChildGuard, ChildGuardBuilder};
 pub use serial::SerialGuard;

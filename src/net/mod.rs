@@ -103,6 +103,8 @@ mod addr;
 pub(crate) mod listening;
 #[cfg(unix)]
 mod reserved;
+mod server;
+mod server_builder;
 mod tcp;
 mod tcp_builder;
 #[cfg(feature = "tokio")]
@@ -114,6 +116,8 @@ pub use listening::wait_listening_async;
 pub use listening::{read_port_file, wait_listening};
 #[cfg(unix)]
 pub use reserved::ReservedPort;
+pub use server::TestServer;
+pub use server_builder::TestServerBuilder;
 pub use tcp::EphemeralTcp;
 pub use tcp_builder::EphemeralTcpBuilder;
 pub use udp::EphemeralUdp;
