@@ -14,9 +14,9 @@ pub mod serial;
 pub mod fixtures;
 
 pub use dir::IsolatedDir;
-#[cfg(unix)]
-pub use net::ReservedPort;
 pub use net::{EphemeralTcp, EphemeralUdp, TestServer};
+#[cfg(unix)]
+pub use net::{EphemeralUnix, EphemeralUnixDatagram, ReservedPort};
 #[cfg(unix)]
 pub use process::{ChildGuard, ChildGuardBuilder};
 pub use serial::SerialGuard;

@@ -110,6 +110,8 @@ mod tcp_builder;
 #[cfg(feature = "tokio")]
 mod tokio_runtime;
 mod udp;
+#[cfg(unix)]
+mod unix;
 
 #[cfg(feature = "tokio")]
 pub use listening::wait_listening_async;
@@ -121,3 +123,5 @@ pub use server_builder::TestServerBuilder;
 pub use tcp::EphemeralTcp;
 pub use tcp_builder::EphemeralTcpBuilder;
 pub use udp::EphemeralUdp;
+#[cfg(unix)]
+pub use unix::{EphemeralUnix, EphemeralUnixDatagram};
