@@ -228,3 +228,32 @@ fn a_thousand_cycles_leak_nothing() {
     finished.assert_success();
     assert_eq!(finished.said().collect::<Vec<_>>(), ["clean"]);
 }
+
+/// A server that dies because its port is taken: the error names the port and the
+/// process that holds it (from `/proc`), the answer to "Address already in use". The
+/// holder listens on `[::1]` — `localhost` resolving to IPv6 is a classic — so the wait on
+/// `127.0.0.1` finds nobody and must end on the child's death.
+#[test]
+fn a_port_in_use_names_its_holder() {
+    let port = ReservedPort::tcp().unwrap();
+    let holder = match std::net::TcpListener::bind(("::1", port.port())) {
+        Ok(holder) => holder,
+        Err(e) => return eprintln!("skipped: cannot listen on [::1] here: {e}"),
+    };
+    let mut guard = ChildGuard::spawn(
+        Command::new("sh").args(["-c", "echo 'bind: Address already in use' >&2; exit 1"]),
+    )
+    .unwrap();
+    let err = guard.wait_listening(port.addr(), FOREVER).unwrap_err();
+    let msg = err.to_string();
+    let expected = format!(
+        "port {} is held by pid {} (",
+        port.port(),
+        std::process::id()
+    );
+    assert!(
+        msg.contains(&expected) && msg.contains("listening"),
+        "{msg}"
+    );
+    drop(holder);
+}

@@ -100,6 +100,8 @@ macro_rules! wrap_std_socket {
 }
 
 mod addr;
+#[cfg(target_os = "linux")]
+pub(crate) mod holders;
 pub(crate) mod listening;
 #[cfg(unix)]
 mod reserved;

@@ -190,7 +190,7 @@ impl ChildGuard {
 
     /// Fails, with the exit status and output tail, if the child has ended; the child is
     /// not reaped, so its pid (the group id) stays its own.
-    fn check_running(&self, waiting_for: &dyn fmt::Display) -> io::Result<()> {
+    fn check_running(&self, waiting_for: &dyn fmt::Display, port: Option<u16>) -> io::Result<()> {
         let ended = sys::peek_exit(self.id(), false)
             .context(|| format!("check whether child {self} is running"), "")?;
         match ended {
@@ -203,10 +203,25 @@ impl ChildGuard {
                     describe(ended),
                     self.output_tail(TAIL_LINES)
                 ),
-                "its output says why; a server that daemonizes must be told to stay in the \
-                 foreground",
+                match port.filter(|_| self.says_addr_in_use()).and_then(holders) {
+                    // The usual cause of a server that dies at once: EADDRINUSE.
+                    Some(holders) => format!(
+                        "{holders}; give the child a port of its own (ReservedPort), and stop \
+                         any holder left over from an earlier run"
+                    ),
+                    None => "its output says why; a server that daemonizes must be told to \
+                             stay in the foreground"
+                        .to_owned(),
+                },
             )),
         }
+    }
+
+    /// Whether the child's output reports `EADDRINUSE` ("Address already in use").
+    fn says_addr_in_use(&self) -> bool {
+        self.output_tail(TAIL_LINES)
+            .to_ascii_lowercase()
+            .contains("in use")
     }
 
     /// Blocks until something accepts TCP connections on `addr` (typically the
@@ -231,7 +246,7 @@ impl ChildGuard {
         let waiting_for = format_args!("to listen on {addr}").to_string();
         poll(
             timeout,
-            || self.check_running(&waiting_for),
+            || self.check_running(&waiting_for, Some(addr.port())),
             |left| probe(addr, left).map(Ok),
             |last| timed_out(addr, timeout, &last),
         )
@@ -261,7 +276,7 @@ impl ChildGuard {
     ) -> io::Result<()> {
         let waiting_for = format_args!("to listen on {addr}").to_string();
         crate::net::listening::wait_listening_async_while(addr, timeout, || {
-            self.check_running(&waiting_for)
+            self.check_running(&waiting_for, Some(addr.port()))
         })
         .await
         .map_err(|e| self.with_output(e))
@@ -294,7 +309,7 @@ impl ChildGuard {
     ) -> io::Result<SocketAddr> {
         let path = path.as_ref();
         let waiting_for = format_args!("to write its address to {}", path.display()).to_string();
-        read_port_file_while(path, timeout, || self.check_running(&waiting_for))
+        read_port_file_while(path, timeout, || self.check_running(&waiting_for, None))
     }
 
     /// A timeout error with the output tail added, so the reason is in the message.
@@ -399,6 +414,17 @@ fn end_within(pid: u32, grace: Duration) -> io::Result<()> {
     };
     let _ = waiter.join();
     killed
+}
+
+/// Who holds TCP port `port`, if anyone can be found (Linux).
+fn holders(port: u16) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    return crate::net::holders::describe_holders(port);
+    #[cfg(not(target_os = "linux"))]
+    return {
+        let _ = port;
+        None
+    };
 }
 
 /// How long a drop waits for the rest of a killed group to die.
