@@ -54,4 +54,7 @@ mod guides {
     struct Ports;
     #[doc = include_str!("../docs/dirs.md")]
     struct Dirs;
+    #[cfg(unix)]
+    #[doc = include_str!("../docs/processes.md")]
+    struct Processes;
 }
