@@ -72,18 +72,8 @@ fn sockets_on(port: u16) -> HashMap<u64, bool> {
 /// The processes that have one of `sockets` open.
 fn processes_with(sockets: &HashMap<u64, bool>) -> Vec<Holder> {
     let mut holders = Vec::new();
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return holders;
-    };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
+    for (pid, dir) in crate::sys::proc_pids() {
+        let Ok(fds) = fs::read_dir(dir.join("fd")) else {
             continue;
         };
         let mut listening = None;
@@ -101,7 +91,7 @@ fn processes_with(sockets: &HashMap<u64, bool>) -> Vec<Holder> {
             }
         }
         if let Some(listening) = listening {
-            let command = fs::read_to_string(entry.path().join("comm"))
+            let command = fs::read_to_string(dir.join("comm"))
                 .map(|c| c.trim_end().to_owned())
                 .unwrap_or_else(|_| "?".to_owned());
             holders.push(Holder {

@@ -273,23 +273,27 @@ fn place_listen_fd(fd: std::os::fd::RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// The processes in `/proc` (Linux): each pid with its `/proc/<pid>` directory. Empty if
+/// `/proc` cannot be read.
+#[cfg(target_os = "linux")]
+pub(crate) fn proc_pids() -> impl Iterator<Item = (u32, PathBuf)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, entry.path()))
+        })
+}
+
 /// Whether any process of the process group `pgid` is still alive — neither gone nor a
 /// zombie — read from `/proc/<pid>/stat` of every process (Linux). Processes that vanish
 /// while being read count as gone; an unreadable `/proc` counts as none alive.
 #[cfg(target_os = "linux")]
 pub(crate) fn group_alive(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        let is_pid = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
-        if !is_pid {
-            return false;
-        }
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+    proc_pids().any(|(_, dir)| {
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
             return false;
         };
         // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
