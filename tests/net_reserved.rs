@@ -185,3 +185,21 @@ fn processes_reserving_at_once_never_collide() {
         assert_eq!(said, ["failures 0"], "{finished:?}");
     }
 }
+
+/// What the per-port lock relies on: a group another thread (or process) holds is refused
+/// at once with `TimedOut`, so the reservation moves on to the next port.
+#[test]
+fn a_port_lock_held_elsewhere_is_refused_at_once() {
+    let group = format!("isofix-port-tcp-test-{}", std::process::id());
+    let held = isofix::SerialGuard::lock(&group).unwrap();
+    let tried = std::thread::spawn(move || {
+        isofix::SerialGuard::group(group)
+            .timeout(Duration::ZERO)
+            .acquire()
+            .map(drop)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(tried.unwrap_err().kind(), ErrorKind::TimedOut);
+    drop(held);
+}
