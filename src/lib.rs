@@ -8,6 +8,8 @@ mod sys;
 
 mod dir;
 pub mod net;
+#[cfg(unix)]
+mod process;
 pub mod serial;
 pub mod stress;
 
@@ -15,7 +17,11 @@ pub mod stress;
 pub mod fixtures;
 
 pub use dir::IsolatedDir;
-pub use net::{EphemeralTcp, EphemeralUdp};
+pub use net::{EphemeralTcp, EphemeralUdp, TestServer};
+#[cfg(unix)]
+pub use net::{EphemeralUnix, EphemeralUnixDatagram, ReservedPort};
+#[cfg(unix)]
+pub use process::{ChildGuard, ChildGuardBuilder};
 pub use serial::SerialGuard;
 
 /// Runs a function while holding named [`SerialGuard`] groups (feature `macros`).
@@ -55,4 +61,7 @@ mod guides {
     struct Migrating;
     #[doc = include_str!("../docs/diagnosing-flakes.md")]
     struct DiagnosingFlakes;
+    #[cfg(unix)]
+    #[doc = include_str!("../docs/processes.md")]
+    struct Processes;
 }

@@ -100,12 +100,30 @@ macro_rules! wrap_std_socket {
 }
 
 mod addr;
+#[cfg(target_os = "linux")]
+pub(crate) mod holders;
+pub(crate) mod listening;
+#[cfg(unix)]
+mod reserved;
+mod server;
+mod server_builder;
 mod tcp;
 mod tcp_builder;
 #[cfg(feature = "tokio")]
 mod tokio_runtime;
 mod udp;
+#[cfg(unix)]
+mod unix;
 
+#[cfg(feature = "tokio")]
+pub use listening::wait_listening_async;
+pub use listening::{read_port_file, wait_listening};
+#[cfg(unix)]
+pub use reserved::ReservedPort;
+pub use server::TestServer;
+pub use server_builder::TestServerBuilder;
 pub use tcp::EphemeralTcp;
 pub use tcp_builder::EphemeralTcpBuilder;
 pub use udp::EphemeralUdp;
+#[cfg(unix)]
+pub use unix::{EphemeralUnix, EphemeralUnixDatagram};

@@ -271,3 +271,143 @@ impl DirHandle {
         Ok(names)
     }
 }
+
+// ---- Child processes and inherited listeners (used by `process::ChildGuard`). ----
+
+/// Sends `signal` to every process of the process group `pgid` (`killpg(2)`). A group that
+/// no longer exists (`ESRCH`) is not an error: there is nothing left to signal.
+pub(crate) fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "process group id too large"))?;
+    // SAFETY: killpg only reads its two integer arguments.
+    if unsafe { libc::killpg(pgid, signal) } == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// `SIGTERM`, the polite stop.
+pub(crate) const SIGTERM: i32 = libc::SIGTERM;
+/// `SIGKILL`, the stop that cannot be refused.
+pub(crate) const SIGKILL: i32 = libc::SIGKILL;
+
+/// How a child ended, as `waitid(2)` tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// `exit(code)`.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+/// Whether the child `pid` has ended, without reaping it (`waitid(P_PID, pid, WEXITED |
+/// WNOWAIT)`, with `WNOHANG` unless `block`): it stays a zombie, so its pid — which is also
+/// its process group's id — cannot be reused before it is reaped. Retries on `EINTR`.
+pub(crate) fn peek_exit(pid: u32, block: bool) -> io::Result<Option<Ended>> {
+    let id = libc::id_t::from(pid);
+    let mut flags = libc::WEXITED | libc::WNOWAIT;
+    if !block {
+        flags |= libc::WNOHANG;
+    }
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid value of this plain C struct.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid, writable siginfo_t for the duration of the call.
+        let rc = unsafe { libc::waitid(libc::P_PID, id, &mut info, flags) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        // SAFETY: waitid filled `info` for a child event (or left si_pid 0 under WNOHANG);
+        // si_pid and si_status are the fields it sets for SIGCHLD-class events.
+        let (child, status) = unsafe { (info.si_pid(), info.si_status()) };
+        if child == 0 {
+            return Ok(None);
+        }
+        return Ok(Some(if info.si_code == libc::CLD_EXITED {
+            Ended::Exited(status)
+        } else {
+            Ended::Signaled(status)
+        }));
+    }
+}
+
+/// Makes `command`'s child receive the listener `fd` as descriptor 3, the first one the
+/// `LISTEN_FDS` convention hands over, by running [`place_listen_fd`] in the child between
+/// `fork` and `exec`. `fd` stays close-on-exec in this process, so children that other
+/// threads spawn meanwhile never get it. The caller keeps `fd` open until the spawn returns.
+pub(crate) fn inherit_as_fd3(command: &mut std::process::Command, fd: std::os::fd::RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child, where only async-signal-safe calls are
+    // allowed: it calls dup2/fcntl on an integer it captured by value, allocates nothing
+    // and takes no lock.
+    unsafe {
+        command.pre_exec(move || place_listen_fd(fd));
+    }
+}
+
+/// In a child between `fork` and `exec` (`pre_exec`): puts the listener `fd` at
+/// descriptor 3 for the program, the first one the `LISTEN_FDS` convention hands over.
+/// `dup2(2)` gives the copy no close-on-exec flag; if `fd` is already 3, the flag is cleared
+/// with `fcntl(2)`. Both are async-signal-safe and allocate nothing.
+fn place_listen_fd(fd: std::os::fd::RawFd) -> io::Result<()> {
+    const FIRST: libc::c_int = 3;
+    if fd == FIRST {
+        // SAFETY: fcntl on a descriptor this child owns; only reads and sets its flags.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        // SAFETY: as above.
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        return Ok(());
+    }
+    // SAFETY: dup2 of a descriptor open in this child onto descriptor 3, which the program
+    // is meant to receive; whatever 3 was in the child (a close-on-exec descriptor of the
+    // parent's) is closed atomically, and nothing in this child uses it after exec.
+    if unsafe { libc::dup2(fd, FIRST) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The processes in `/proc` (Linux): each pid with its `/proc/<pid>` directory. Empty if
+/// `/proc` cannot be read.
+#[cfg(target_os = "linux")]
+pub(crate) fn proc_pids() -> impl Iterator<Item = (u32, PathBuf)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, entry.path()))
+        })
+}
+
+/// Whether any process of the process group `pgid` is still alive — neither gone nor a
+/// zombie — read from `/proc/<pid>/stat` of every process (Linux). Processes that vanish
+/// while being read count as gone; an unreadable `/proc` counts as none alive.
+#[cfg(target_os = "linux")]
+pub(crate) fn group_alive(pgid: u32) -> bool {
+    proc_pids().any(|(_, dir)| {
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+        pgrp == Some(pgid) && !matches!(state, Some("Z" | "X"))
+    })
+}

@@ -1,0 +1,339 @@
+use std::io::{self, ErrorKind, Write};
+use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use crate::common::error::{wrap, Context};
+use crate::common::private_dir::state_root;
+use crate::sys;
+
+/// The socket's file name inside its directory.
+const SOCKET_NAME: &str = "s";
+
+/// A fresh private directory for one socket: `<state root>/u<16 hex digits>`, created
+/// with create-new semantics and mode 0700, so nobody else can connect to, replace or
+/// read the socket inside. Removed with the socket by [`SocketDir::remove`].
+#[derive(Debug)]
+pub(crate) struct SocketDir {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl SocketDir {
+    pub(crate) fn new() -> io::Result<SocketDir> {
+        let root = state_root()?;
+        loop {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let dir = root.join(format!("u{}", &id[..16]));
+            match sys::create_private_dir(&dir) {
+                Ok(()) => {
+                    let path = dir.join(SOCKET_NAME);
+                    return Ok(SocketDir { dir, path });
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(wrap(
+                        e,
+                        format_args!("create socket directory {}", dir.display()),
+                        "set TMPDIR to a writable directory",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// What to do about a failed bind at `self.path`.
+    pub(crate) fn bind_failed(&self, e: io::Error, kind: &str) -> io::Error {
+        let hint = if e.kind() == ErrorKind::InvalidInput {
+            "the path is too long for a Unix socket (sun_path: 108 bytes on Linux, 104 on \
+             macOS); set TMPDIR to a short directory such as /tmp"
+        } else {
+            ""
+        };
+        let err = wrap(
+            e,
+            format_args!("bind Unix {kind} at {}", self.path.display()),
+            hint,
+        );
+        let _ = std::fs::remove_dir(&self.dir);
+        err
+    }
+
+    /// Removes the socket file and its directory (what is already gone is no error); a
+    /// drop calls it and reports failures.
+    pub(crate) fn remove(&self) -> io::Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                return Err(e).context(|| format!("remove Unix socket {}", self.path.display()), "")
+            }
+            _ => {}
+        }
+        match std::fs::remove_dir(&self.dir) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e).context(
+                || format!("remove socket directory {}", self.dir.display()),
+                "something else was put in it",
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        if let Err(e) = self.remove() {
+            let _ = writeln!(io::stderr(), "{e}");
+        }
+    }
+}
+
+/// A Unix-domain stream listener at a fresh short path in a private directory, both
+/// removed when it is dropped: the Unix-socket counterpart of
+/// [`EphemeralTcp`](crate::EphemeralTcp).
+///
+/// The path is `<system temp dir>/isofix-<uid>/u<16 hex digits>/s`: with `/tmp` as the
+/// temp dir that is 33 bytes for uid 0 and at most 37, far below the limit of `sun_path`
+/// (108 bytes on Linux, 104 on macOS, counting the final NUL). It grows only with `TMPDIR`:
+/// up to 66 bytes of temp dir fit on macOS. The directory is created private (0700), so
+/// no other user can connect or plant a socket there.
+///
+/// It dereferences to [`std::os::unix::net::UnixListener`]. Unix only.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use isofix::EphemeralUnix;
+///
+/// # fn main() -> std::io::Result<()> {
+/// let server = EphemeralUnix::bind()?;
+/// let mut client = server.connect()?;
+/// let (mut conn, _) = server.accept()?;
+/// client.write_all(b"ping")?;
+/// let mut buf = [0; 4];
+/// conn.read_exact(&mut buf)?;
+/// assert_eq!(&buf, b"ping");
+/// let path = server.path().to_owned();
+/// drop(server);
+/// assert!(!path.exists());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct EphemeralUnix {
+    listener: UnixListener,
+    dir: SocketDir,
+}
+
+impl EphemeralUnix {
+    /// Creates the private directory and binds a listening stream socket in it.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let server = isofix::EphemeralUnix::bind()?;
+    /// assert!(server.path().as_os_str().len() < 104);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn bind() -> io::Result<EphemeralUnix> {
+        let dir = SocketDir::new()?;
+        let listener = UnixListener::bind(&dir.path).map_err(|e| dir.bind_failed(e, "listener"))?;
+        Ok(EphemeralUnix { listener, dir })
+    }
+
+    /// The socket's path, to give to the code under test.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let server = isofix::EphemeralUnix::bind()?;
+    /// let client = std::os::unix::net::UnixStream::connect(server.path())?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.dir.path
+    }
+
+    /// Borrows the listener (the same as dereferencing).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let server = isofix::EphemeralUnix::bind()?;
+    /// let listener: &std::os::unix::net::UnixListener = server.listener();
+    /// # let _ = listener;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn listener(&self) -> &UnixListener {
+        &self.listener
+    }
+
+    /// Connects a client to the listener; its `accept` then returns the server side.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let server = isofix::EphemeralUnix::bind()?;
+    /// let _client = server.connect()?;
+    /// server.accept()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect(&self) -> io::Result<UnixStream> {
+        UnixStream::connect(self.path()).context(
+            || format!("connect to Unix listener at {}", self.path().display()),
+            "",
+        )
+    }
+
+    /// Removes the socket and its directory, returning any error instead of writing it to
+    /// stderr as a drop does.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// isofix::EphemeralUnix::bind()?.close()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn close(self) -> io::Result<()> {
+        let EphemeralUnix { listener, dir } = self;
+        drop(listener);
+        dir.remove()
+    }
+
+    /// A [`tokio::net::UnixListener`] on the same socket (feature `tokio`), registered with
+    /// the current runtime. It shares the socket: this guard must outlive it (it removes
+    /// the path), and the socket becomes nonblocking for both.
+    ///
+    /// ```
+    /// use tokio::io::AsyncWriteExt;
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> std::io::Result<()> {
+    ///     let server = isofix::EphemeralUnix::bind()?;
+    ///     let listener = server.to_tokio()?;
+    ///     let mut client = tokio::net::UnixStream::connect(server.path()).await?;
+    ///     let (_conn, _) = listener.accept().await?;
+    ///     client.write_all(b"hi").await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn to_tokio(&self) -> io::Result<tokio::net::UnixListener> {
+        let what = || format!("use Unix listener at {} with tokio", self.path().display());
+        super::tokio_runtime::require_runtime(what)?;
+        let listener = self.listener.try_clone().context(what, "")?;
+        listener
+            .set_nonblocking(true)
+            .context(what, "tokio needs nonblocking sockets")?;
+        tokio::net::UnixListener::from_std(listener)
+            .context(what, "is the tokio runtime built with enable_io()?")
+    }
+}
+
+impl std::ops::Deref for EphemeralUnix {
+    type Target = UnixListener;
+
+    fn deref(&self) -> &UnixListener {
+        &self.listener
+    }
+}
+
+impl std::os::fd::AsFd for EphemeralUnix {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+}
+
+/// A Unix-domain datagram socket bound at a fresh short path in a private directory, both
+/// removed on drop: the datagram variant of [`EphemeralUnix`], with the same paths.
+///
+/// It dereferences to [`std::os::unix::net::UnixDatagram`]. Unix only.
+///
+/// ```
+/// use std::os::unix::net::UnixDatagram;
+/// use isofix::EphemeralUnixDatagram;
+///
+/// # fn main() -> std::io::Result<()> {
+/// let server = EphemeralUnixDatagram::bind()?;
+/// let client = UnixDatagram::unbound()?;
+/// client.send_to(b"ping", server.path())?;
+/// let mut buf = [0; 8];
+/// let len = server.recv(&mut buf)?;
+/// assert_eq!(&buf[..len], b"ping");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct EphemeralUnixDatagram {
+    socket: UnixDatagram,
+    dir: SocketDir,
+}
+
+impl EphemeralUnixDatagram {
+    /// Creates the private directory and binds a datagram socket in it.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let socket = isofix::EphemeralUnixDatagram::bind()?;
+    /// assert!(socket.path().exists());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn bind() -> io::Result<EphemeralUnixDatagram> {
+        let dir = SocketDir::new()?;
+        let socket =
+            UnixDatagram::bind(&dir.path).map_err(|e| dir.bind_failed(e, "datagram socket"))?;
+        Ok(EphemeralUnixDatagram { socket, dir })
+    }
+
+    /// The socket's path.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let socket = isofix::EphemeralUnixDatagram::bind()?;
+    /// assert!(socket.path().is_absolute());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.dir.path
+    }
+
+    /// A [`tokio::net::UnixDatagram`] on the same socket (feature `tokio`); as with
+    /// [`EphemeralUnix::to_tokio`], this guard must outlive it.
+    ///
+    /// ```
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> std::io::Result<()> {
+    ///     let server = isofix::EphemeralUnixDatagram::bind()?;
+    ///     let socket = server.to_tokio()?;
+    ///     let client = tokio::net::UnixDatagram::unbound()?;
+    ///     client.send_to(b"hi", server.path()).await?;
+    ///     let mut buf = [0; 2];
+    ///     socket.recv(&mut buf).await?;
+    ///     assert_eq!(&buf, b"hi");
+    ///     Ok(())
+    /// }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn to_tokio(&self) -> io::Result<tokio::net::UnixDatagram> {
+        let what = || {
+            format!(
+                "use Unix datagram socket at {} with tokio",
+                self.path().display()
+            )
+        };
+        super::tokio_runtime::require_runtime(what)?;
+        let socket = self.socket.try_clone().context(what, "")?;
+        socket
+            .set_nonblocking(true)
+            .context(what, "tokio needs nonblocking sockets")?;
+        tokio::net::UnixDatagram::from_std(socket)
+            .context(what, "is the tokio runtime built with enable_io()?")
+    }
+}
+
+impl std::ops::Deref for EphemeralUnixDatagram {
+    type Target = UnixDatagram;
+
+    fn deref(&self) -> &UnixDatagram {
+        &self.socket
+    }
+}

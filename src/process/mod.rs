@@ -1,0 +1,8 @@
+//! Child processes that never outlive their test: [`ChildGuard`].
+
+mod builder;
+mod guard;
+mod output;
+
+pub use builder::ChildGuardBuilder;
+pub use guard::ChildGuard;

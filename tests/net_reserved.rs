@@ -1,0 +1,244 @@
+//! `ReservedPort`: a port held for a server another process binds.
+
+#![cfg(unix)]
+
+#[path = "support/child.rs"]
+mod child;
+
+use std::collections::HashSet;
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use isofix::{EphemeralTcp, ReservedPort};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+/// A socket bound to `addr`, with or without `SO_REUSEADDR`, listening.
+fn listen_on(addr: SocketAddr, reuse: bool) -> std::io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(reuse)?;
+    socket.bind(&SockAddr::from(addr))?;
+    socket.listen(16)?;
+    Ok(socket)
+}
+
+#[test]
+fn a_server_that_sets_reuseaddr_binds_the_reserved_port() {
+    let port = ReservedPort::tcp().unwrap();
+    // std sets SO_REUSEADDR on Unix, as tokio, Go, redis and postgres do.
+    let server = TcpListener::bind(port.addr()).unwrap();
+    port.wait_listening(Duration::from_secs(60)).unwrap();
+    let client = TcpStream::connect(port.addr()).unwrap();
+    // The wait's own probe connection is queued first.
+    let me = client.local_addr().unwrap();
+    while server.accept().unwrap().1 != me {}
+}
+
+#[test]
+fn the_wildcard_address_binds_too_and_no_reuseaddr_does_not() {
+    let port = ReservedPort::tcp().unwrap();
+    let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port.port()));
+    let err = listen_on(port.addr(), false).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+    drop(listen_on(any, true).unwrap());
+    drop(listen_on(port.addr(), true).unwrap());
+}
+
+#[test]
+fn ports_are_distinct_and_urls_are_explicit() {
+    let ports: Vec<ReservedPort> = (0..64).map(|_| ReservedPort::tcp().unwrap()).collect();
+    let distinct: HashSet<u16> = ports.iter().map(ReservedPort::port).collect();
+    assert_eq!(distinct.len(), ports.len());
+    let port = &ports[0];
+    assert_eq!(
+        port.url("redis"),
+        format!("redis://127.0.0.1:{}", port.port())
+    );
+    assert_eq!(port.ip(), Ipv4Addr::LOCALHOST);
+}
+
+/// Many reserved ports at once, so that a kernel that handed them out would be caught:
+/// 5,120 binds over a range of ~28,000 ports would hit 128 reserved ones about 23 times.
+const RESERVED: usize = 128;
+
+#[test]
+fn the_kernel_never_binds_port_0_to_a_reserved_port() {
+    let reserved: Vec<ReservedPort> = (0..RESERVED)
+        .map(|_| ReservedPort::tcp().unwrap())
+        .collect();
+    let ports: HashSet<u16> = reserved.iter().map(ReservedPort::port).collect();
+    for round in 0..20 {
+        // Held together, so the kernel must find 256 different ports each round.
+        let mut held = Vec::new();
+        for i in 0..256 {
+            let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            let socket = if i % 2 == 0 {
+                listen_on(any, true).unwrap() // what std's TcpListener::bind does
+            } else {
+                listen_on(any, false).unwrap()
+            };
+            let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+            assert!(
+                !ports.contains(&port),
+                "round {round}: bind(0) got reserved {port}"
+            );
+            held.push(socket);
+        }
+    }
+}
+
+/// Narrows the source ports `connect` may pick for `socket` to `lo..=hi`
+/// (`IP_LOCAL_PORT_RANGE`, Linux 6.3+); `false` where the kernel lacks the option.
+#[cfg(target_os = "linux")]
+fn narrow_source_ports(socket: &Socket, lo: u16, hi: u16) -> bool {
+    use std::os::fd::AsRawFd;
+    const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+    let range: u32 = u32::from(lo) | (u32::from(hi) << 16);
+    // SAFETY: setsockopt reads `size_of::<u32>()` bytes from a live u32 on a socket this
+    // function borrows.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            IP_LOCAL_PORT_RANGE,
+            std::ptr::addr_of!(range).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
+/// Outgoing connections never take a reserved port as their source port. Left alone, the
+/// kernel would rarely try it anyway (Linux gives `bind(0)` odd ports and `connect` even
+/// ones), so each client is narrowed to the 17 ports around the reserved one, and clients
+/// connect until that window is used up: without the reservation, one of them would get it.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_kernel_never_picks_a_reserved_port_for_connect() {
+    let server = EphemeralTcp::builder()
+        .backlog(256)
+        .nonblocking(true)
+        .bind()
+        .unwrap();
+    let mut rounds = 0;
+    for _ in 0..50 {
+        let reserved = ReservedPort::tcp().unwrap();
+        let port = reserved.port();
+        let (lo, hi) = (port.saturating_sub(8), port.saturating_add(8));
+        let mut held = Vec::new();
+        loop {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            if !narrow_source_ports(&socket, lo, hi) {
+                return eprintln!("skipped: this kernel has no IP_LOCAL_PORT_RANGE (Linux 6.3+)");
+            }
+            match socket.connect(&SockAddr::from(server.addr())) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AddrNotAvailable => break,
+                Err(e) => panic!("connect: {e}"),
+            }
+            let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+            assert!(
+                (lo..=hi).contains(&port),
+                "the window was not applied: {port}"
+            );
+            assert_ne!(port, reserved.port(), "connect took the reserved port");
+            held.push(socket);
+            assert!(
+                held.len() <= 17,
+                "more connections than ports in the window"
+            );
+        }
+        for socket in held {
+            socket.set_linger(Some(Duration::ZERO)).unwrap(); // no TIME_WAIT left behind
+            drop(socket);
+        }
+        // Empties the backlog for the next round.
+        while server.accept().is_ok() {}
+        rounds += 1;
+    }
+    assert_eq!(rounds, 50);
+}
+
+#[test]
+fn a_wait_for_nobody_times_out_naming_the_address() {
+    let port = ReservedPort::tcp().unwrap();
+    let err = port.wait_listening(Duration::from_millis(50)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    assert!(err.to_string().contains(&port.addr().to_string()), "{err}");
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test]
+async fn the_async_wait_sees_a_tokio_server() {
+    let port = ReservedPort::tcp().unwrap();
+    let _server = tokio::net::TcpListener::bind(port.addr()).await.unwrap();
+    port.wait_listening_async(Duration::from_secs(60))
+        .await
+        .unwrap();
+    drop(_server);
+    let err = isofix::net::wait_listening_async(port.addr(), Duration::from_millis(20)).await;
+    assert_eq!(err.unwrap_err().kind(), ErrorKind::TimedOut);
+}
+
+const RESERVER: &str = "reserver";
+/// Reservations made by each process of the cross-process test.
+const PER_PROCESS: usize = 1000;
+
+/// Each of several processes reserves ports and binds each at once, as a child would; a
+/// bind that fails is a collision with a port somebody else holds.
+#[test]
+fn processes_reserving_at_once_never_collide() {
+    if child::role().as_deref() == Some(RESERVER) {
+        child::say("ready");
+        child::wait_for_stdin_to_close();
+        let mut failures = 0;
+        for _ in 0..PER_PROCESS {
+            let port = ReservedPort::tcp().unwrap();
+            if let Err(e) = TcpListener::bind(port.addr()) {
+                eprintln!("collision on {}: {e}", port.addr());
+                failures += 1;
+            }
+        }
+        child::say(&format!("failures {failures}"));
+        return;
+    }
+    let mut children: Vec<child::Child> = (0..4)
+        .map(|_| {
+            child::spawn(
+                "processes_reserving_at_once_never_collide",
+                RESERVER,
+                &[("", "")][..0],
+            )
+        })
+        .collect();
+    for c in &mut children {
+        assert_eq!(c.read_marked(), "ready");
+    }
+    // Closing every stdin lets them all start together.
+    let stdins: Vec<_> = children.iter_mut().map(|c| c.take_stdin()).collect();
+    drop(stdins);
+    for c in children {
+        let finished = c.finish();
+        finished.assert_success();
+        let said: Vec<&str> = finished.said().collect();
+        assert_eq!(said, ["failures 0"], "{finished:?}");
+    }
+}
+
+/// What the per-port lock relies on: a group another thread (or process) holds is refused
+/// at once with `TimedOut`, so the reservation moves on to the next port.
+#[test]
+fn a_port_lock_held_elsewhere_is_refused_at_once() {
+    let group = format!("isofix-port-tcp-test-{}", std::process::id());
+    let held = isofix::SerialGuard::lock(&group).unwrap();
+    let tried = std::thread::spawn(move || {
+        isofix::SerialGuard::group(group)
+            .timeout(Duration::ZERO)
+            .acquire()
+            .map(drop)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(tried.unwrap_err().kind(), ErrorKind::TimedOut);
+    drop(held);
+}
