@@ -104,25 +104,50 @@ fn concurrent_sweepers_remove_every_dead_directory() {
     }
 }
 
+/// The registry's files: `<TMPDIR>/isofix-<uid>/dir-owners/*`.
+#[cfg(unix)]
+fn registry_files(world: &World) -> Vec<String> {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let owners = world
+        .scratch
+        .join(format!("isofix-{uid}"))
+        .join("dir-owners");
+    std::fs::read_dir(&owners)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
+}
+
 #[cfg(unix)]
 #[test]
-fn the_registry_keeps_only_the_last_process_entry() {
+fn processes_that_exit_normally_leave_nothing_to_sweep() {
     let world = World::new();
     let (child, _) = world.hold("hold");
     child.kill();
+    assert_eq!(
+        registry_files(&world).len(),
+        1,
+        "the killed process's file stays"
+    );
     for _ in 0..3 {
         world.sweep();
     }
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    let owners = world.scratch.join(format!("isofix-{uid}")).join("owners");
-    let mut entries: Vec<String> = std::fs::read_dir(&owners)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    entries.sort();
-    // The last sweeper exited without unwinding anything: its lock file and its (empty)
-    // record directory wait for the next sweep; everything older is gone.
-    assert_eq!(entries.len(), 2, "{entries:?}");
-    assert_eq!(format!("{}.lock", entries[0]), entries[1], "{entries:?}");
+    assert_eq!(registry_files(&world), Vec::<String>::new());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_directory_leaked_by_a_normal_exit_is_swept_by_the_next_process() {
+    let world = World::new();
+    let out = world.spawn("leak").finish();
+    out.assert_success();
+    let leaked = out.path();
+    assert!(leaked.join("file").exists(), "{out:?}");
+    assert_eq!(registry_files(&world).len(), 1, "{out:?}");
+
+    world.sweep();
+
+    assert!(!leaked.exists());
+    assert_eq!(registry_files(&world), Vec::<String>::new());
 }

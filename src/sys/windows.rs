@@ -102,3 +102,11 @@ impl SharedMap {
         self.write(offset, &[byte]);
     }
 }
+
+// ---- Isolated directories (`src/dir/`) ----
+
+/// Always `false`: std has no exit hook on Windows, so nothing is registered. What the
+/// handler would clean up is left for a later process (see `src/dir/registry.rs`).
+pub(crate) fn at_exit(_handler: extern "C" fn()) -> bool {
+    false
+}

@@ -33,6 +33,29 @@ pub fn run_role(role: &str) {
             report(&a);
             report(&b);
         }
+        // Takes the names a second directory would get, so that it must skip them.
+        "squat" => {
+            let first = IsolatedDir::new().unwrap();
+            report(&first);
+            let name = first.path().to_str().unwrap();
+            let stem = name
+                .strip_suffix('0')
+                .expect("a process's first directory is number 0");
+            for n in ["1", "2"] {
+                let squatter = PathBuf::from(format!("{stem}{n}"));
+                std::fs::create_dir(&squatter).unwrap();
+                std::fs::write(squatter.join("mine"), "x").unwrap();
+                child::say(&format!("{PATH_PREFIX}{}", squatter.display()));
+            }
+            report(&IsolatedDir::new().unwrap());
+        }
+        // Creates a directory with a file in it, and leaks it: exits without dropping it.
+        "leak" => {
+            let dir = IsolatedDir::new().unwrap();
+            std::fs::write(dir.join("file"), "x").unwrap();
+            report(&dir);
+            std::mem::forget(dir);
+        }
         // Creates a directory and holds it until stdin is closed.
         "hold" => {
             let dir = IsolatedDir::new().unwrap();
