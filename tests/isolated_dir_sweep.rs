@@ -104,9 +104,9 @@ fn concurrent_sweepers_remove_every_dead_directory() {
     }
 }
 
-/// The registry's files: `<TMPDIR>/isofix-<uid>/dir-owners/*`.
+/// The registry's slots: `<TMPDIR>/isofix-<uid>/dir-owners/<n>.lock`.
 #[cfg(unix)]
-fn registry_files(world: &World) -> Vec<String> {
+fn slots(world: &World) -> Vec<std::fs::DirEntry> {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
     let owners = world
@@ -115,8 +115,19 @@ fn registry_files(world: &World) -> Vec<String> {
         .join("dir-owners");
     std::fs::read_dir(&owners)
         .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_str().unwrap().ends_with(".lock"))
         .collect()
+}
+
+/// How many of the registry's slots are not empty, that is, name directories for a sweep
+/// to remove.
+#[cfg(unix)]
+fn slots_to_sweep(world: &World) -> usize {
+    slots(world)
+        .iter()
+        .filter(|e| e.metadata().unwrap().len() > 0)
+        .count()
 }
 
 #[cfg(unix)]
@@ -126,14 +137,19 @@ fn processes_that_exit_normally_leave_nothing_to_sweep() {
     let (child, _) = world.hold("hold");
     child.kill();
     assert_eq!(
-        registry_files(&world).len(),
+        slots_to_sweep(&world),
         1,
-        "the killed process's file stays"
+        "the killed process's slot names its directory"
     );
     for _ in 0..3 {
         world.sweep();
     }
-    assert_eq!(registry_files(&world), Vec::<String>::new());
+    assert_eq!(slots_to_sweep(&world), 0);
+    assert_eq!(
+        slots(&world).len(),
+        1,
+        "one process at a time reuses one slot"
+    );
 }
 
 #[cfg(unix)]
@@ -144,10 +160,10 @@ fn a_directory_leaked_by_a_normal_exit_is_swept_by_the_next_process() {
     out.assert_success();
     let leaked = out.path();
     assert!(leaked.join("file").exists(), "{out:?}");
-    assert_eq!(registry_files(&world).len(), 1, "{out:?}");
+    assert_eq!(slots_to_sweep(&world), 1, "{out:?}");
 
     world.sweep();
 
     assert!(!leaked.exists());
-    assert_eq!(registry_files(&world), Vec::<String>::new());
+    assert_eq!(slots_to_sweep(&world), 0);
 }

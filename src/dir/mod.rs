@@ -4,12 +4,14 @@
 //! on [`IsolatedDir`] itself, since this module is private. Here: `names.rs` makes and
 //! recognises directory names, `remove.rs` removes a tree without following links,
 //! `policy.rs` reads `ISOFIX_KEEP`, `registry.rs` records which live process owns which
-//! directories, and `sweep.rs` removes the directories of dead processes.
+//! directories in the slot files of `slot.rs`, and `sweep.rs` removes the directories of
+//! dead processes.
 
 mod names;
 mod policy;
 mod registry;
 mod remove;
+mod slot;
 mod sweep;
 
 use std::fmt;
@@ -107,16 +109,17 @@ const NAME_ATTEMPTS: usize = 64;
 /// A process that dies without unwinding — killed by `SIGKILL`, built with
 /// `panic = "abort"`, stopped by a test runner's timeout — drops nothing, so its
 /// directories stay behind. To keep them from piling up, every process that creates an
-/// isolated directory holds a kernel file lock for its whole life on one file of a private
-/// per-user registry (under `<system temp dir>/isofix-<uid>`), which lists the bases the
-/// process created directories in; its id is in every directory's name. The first isolated
-/// directory a process creates sweeps that registry: in the bases of every process whose
-/// lock is free — which the kernel guarantees only once the process is gone — the
-/// directories named with its id are removed. A live process's directories are never
-/// touched, nor anything that is not a real (non-link) directory of this user named by
-/// isofix for the dead process. Kept directories are recorded as such and never swept.
-/// A process that exits normally with none of its directories left removes its file (on
-/// Unix), so the next process finds nothing to sweep.
+/// isolated directory holds a kernel file lock for its whole life on a slot of a private
+/// per-user registry (a small file under `<system temp dir>/isofix-<uid>/dir-owners`,
+/// reused by later processes), where it lists its id and the bases it created directories
+/// in; its id is in every directory's name. The first isolated directory a process creates
+/// sweeps that registry: in the bases recorded in every slot whose lock is free — which
+/// the kernel guarantees only once its process is gone — the directories named with that
+/// process's id are removed. A live process's directories are never touched, nor anything
+/// that is not a real (non-link) directory of this user named by isofix for the dead
+/// process. Kept directories are recorded as such and never swept. A process that exits
+/// normally with none of its directories left empties its slot (on Unix), so that the
+/// next process has nothing to sweep.
 ///
 /// # Examples
 ///

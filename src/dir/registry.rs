@@ -2,63 +2,60 @@
 //! whose owner died without unwinding (`SIGKILL`, `panic = "abort"`, a runner's timeout).
 //!
 //! One record per process, not one per directory, so that a directory costs no more than
-//! its `mkdir(2)` and its removal. Inside the private per-user state root:
+//! its `mkdir(2)` and its removal; and the records are files reused from process to
+//! process, so that a process creates and deletes no file of its own either. Inside the
+//! private per-user state root:
 //!
 //! ```text
-//! dir-owners/<id>.lock   held locked (flock) by the live process <id>, all its life
+//! dir-owners/<n>.lock   a slot: held locked (flock) by the live process using it
 //! ```
 //!
-//! Every directory the process creates is named `isofix-<test>-<id><n>` (see `names.rs`),
-//! and the file lists, as NUL-terminated entries, each base the process created
-//! directories in (`b<path>`, written before the first `mkdir(2)` there) and the names of
-//! the directories it kept (`k<name>`). The kernel drops a process's lock when the process
-//! dies, however it dies, so "the file can be locked" proves "the owner is gone": a sweeper
-//! then removes the dead owner's directories by name in its bases (`sweep.rs`).
+//! A process claims the first slot it can lock, or adds one (`<n>` counts up from 0, so
+//! there are as many slots as isofix processes of this user ever ran at once). Every
+//! directory the process creates is named `isofix-<test>-<id><n>` (see `names.rs`), and
+//! before its first `mkdir(2)` in a base the process appends to its slot, as NUL-terminated
+//! entries, its id (`i<id>`, once) and that base (`b<path>`); it appends the names of the
+//! directories it keeps (`k<name>`). A process whose directories are all gone when it
+//! exits empties its slot (`atexit(3)`), so an empty slot needs no sweep.
 //!
-//! A process whose directories are all gone when it exits removes its file at exit
-//! (`atexit(3)`), so that the next process has nothing to sweep; only crashed processes, or
-//! processes that leaked a directory, leave theirs.
-//!
-//! A live process never shows an unlocked, non-empty file: it creates the file empty,
-//! locks it, checks it still has its name (a sweeper may have taken the empty file for a
-//! dead owner's and removed it; then it starts over under a new id), and only then writes.
+//! The kernel drops a process's lock when the process dies, however it dies, so "the slot
+//! can be locked" proves "its last owner is gone": a sweeper that finds a slot free and not
+//! empty removes the dead owner's directories by name in its bases (`sweep.rs`), then
+//! empties it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, Once, OnceLock, PoisonError};
 
 use super::names;
+use super::slot;
 use super::sweep;
 use crate::common::file_lock::{self, LockMode};
 use crate::common::private_dir::{ensure_private_dir_cached, state_root};
 use crate::sys;
 
-/// The tag of an entry naming a base directory.
-pub(crate) const BASE_TAG: u8 = b'b';
-/// The tag of an entry naming a kept directory.
-pub(crate) const KEPT_TAG: u8 = b'k';
-
 /// This process's registry, made on first use.
 static REGISTRY: OnceLock<Registry> = OnceLock::new();
 
-/// This process's id, and its entry in the registry if the registry could be used.
+/// This process's id, and its slot in the registry if the registry could be used.
 pub(crate) struct Registry {
     id: String,
     owner: Option<Owner>,
 }
 
 struct Owner {
-    path: PathBuf,
     pid: u32,
     state: Mutex<State>,
 }
 
 struct State {
-    /// Open, and so locked, until the process ends; `None` once the exit handler has
-    /// removed the file, after which nothing more is recorded.
-    file: Option<File>,
-    /// The bases already written to the file.
+    /// The slot, open (in append mode) and so locked until the process ends; `None` once
+    /// the exit handler has emptied it, after which nothing more is recorded.
+    slot: Option<File>,
+    /// Whether the id is written.
+    has_id: bool,
+    /// The bases already written.
     bases: Vec<PathBuf>,
     /// Directories created and not yet removed or kept.
     live: usize,
@@ -67,24 +64,16 @@ struct State {
 impl Registry {
     /// The registry of this process, entered (after a sweep of the dead owners' directories)
     /// on first use. A registry that cannot be used is reported once on stderr; isolated
-    /// directories still work then, with a random id, and are only not swept after a crash.
+    /// directories still work then, and are only not swept after a crash.
     pub(crate) fn get() -> &'static Registry {
-        REGISTRY.get_or_init(|| match Owner::start() {
-            Ok((id, owner)) => Registry {
-                id,
-                owner: Some(owner),
-            },
-            Err(e) => {
-                warn_once(e);
-                Registry {
-                    id: names::random_id(),
-                    owner: None,
-                }
-            }
+        REGISTRY.get_or_init(|| {
+            let id = names::random_id();
+            let owner = Owner::start().map_err(warn_once).ok();
+            Registry { id, owner }
         })
     }
 
-    /// The id that this process's directory names end with (before their counter).
+    /// The id that this process's directory names end with (before their number).
     pub(crate) fn id(&self) -> &str {
         &self.id
     }
@@ -97,15 +86,27 @@ impl Registry {
             return false;
         };
         let mut state = owner.lock();
-        let State { file, bases, live } = &mut *state;
-        let Some(file) = file else {
+        let State {
+            slot,
+            has_id,
+            bases,
+            live,
+        } = &mut *state;
+        let Some(file) = slot else {
             return false;
         };
         if !bases.iter().any(|known| known == base) {
-            if let Err(e) = write_entry(file, BASE_TAG, base.as_os_str()) {
+            let mut entries = if *has_id {
+                Vec::new()
+            } else {
+                slot::id_entry(&self.id)
+            };
+            entries.extend(slot::base_entry(base));
+            if let Err(e) = file.write_all(&entries) {
                 warn_once(e);
                 return false;
             }
+            *has_id = true;
             bases.push(base.to_owned());
         }
         *live += 1;
@@ -127,8 +128,8 @@ impl Registry {
         };
         let mut state = owner.lock();
         state.live = state.live.saturating_sub(1);
-        if let Some(file) = &state.file {
-            if let Err(e) = write_entry(file, KEPT_TAG, name) {
+        if let Some(file) = &mut state.slot {
+            if let Err(e) = file.write_all(&slot::kept_entry(name)) {
                 let _ = writeln!(
                     io::stderr(),
                     "isofix: cannot record kept directory {} ({e}); if this process \
@@ -138,21 +139,6 @@ impl Registry {
             }
         }
     }
-}
-
-/// Appends one entry: its tag, its bytes, a NUL (which no path contains).
-fn write_entry(mut file: &File, tag: u8, text: &std::ffi::OsStr) -> io::Result<()> {
-    let Some(bytes) = sys::path_to_bytes(Path::new(text)) else {
-        return Err(io::Error::new(
-            ErrorKind::InvalidData,
-            format!("record {}: not valid Unicode", Path::new(text).display()),
-        ));
-    };
-    let mut entry = Vec::with_capacity(bytes.len() + 2);
-    entry.push(tag);
-    entry.extend_from_slice(&bytes);
-    entry.push(0);
-    file.write_all(&entry)
 }
 
 /// Reports the first registry failure of the process on stderr; the rest would only repeat
@@ -175,81 +161,83 @@ fn owners_dir() -> io::Result<PathBuf> {
     Ok(owners)
 }
 
-/// How many fresh ids `Owner::start` tries when its file is taken (by a sweeper, or by
-/// a namesake, which 60 random bits make all but impossible).
-const START_ATTEMPTS: usize = 8;
+/// How many new slots `Owner::start` tries to add when other processes take each one
+/// before it can lock it.
+const NEW_SLOT_ATTEMPTS: usize = 16;
 
 impl Owner {
-    /// Sweeps, then enters this process in the registry under a fresh id.
-    fn start() -> io::Result<(String, Owner)> {
+    /// Sweeps, then takes a free slot, or adds one.
+    fn start() -> io::Result<Owner> {
         let owners = owners_dir()?;
-        sweep::sweep(&owners);
-        for _ in 0..START_ATTEMPTS {
-            let id = names::random_id();
-            let path = owners.join(format!("{id}{}", sweep::LOCK_SUFFIX));
-            let file = match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(file) => file,
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            };
-            // Between create and lock, a sweeper may take the empty file for a dead
-            // owner's: it locks it (our try fails) or removes it (the file has no name any
-            // more). Either way, start over under a new id.
-            if !file_lock::try_lock(&file, LockMode::Exclusive)? || sys::is_unlinked(&file)? {
-                continue;
-            }
-            let owner = Owner {
-                path,
-                pid: std::process::id(),
-                state: Mutex::new(State {
-                    file: Some(file),
-                    bases: Vec::new(),
-                    live: 0,
-                }),
-            };
-            // Without the handler (on Windows), the file stays for the next process's
-            // sweep, which finds nothing to remove: only slower.
-            sys::at_exit(remove_at_exit);
-            return Ok((id, owner));
-        }
-        Err(io::Error::new(
-            ErrorKind::AlreadyExists,
-            format!(
-                "create a lock file in {}: taken by concurrent sweepers {START_ATTEMPTS} times",
-                owners.display()
-            ),
-        ))
+        let (free, next) = sweep::sweep(&owners);
+        let file = match free {
+            Some(file) => file,
+            None => add_slot(&owners, next)?,
+        };
+        // Without the handler (on Windows), the slot stays as it is for a later process's
+        // sweep, which finds nothing to remove: only slower.
+        sys::at_exit(empty_at_exit);
+        Ok(Owner {
+            pid: std::process::id(),
+            state: Mutex::new(State {
+                slot: Some(file),
+                has_id: false,
+                bases: Vec::new(),
+                live: 0,
+            }),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Removes the file if no directory of this process is left to sweep, and records
+    /// Empties the slot if no directory of this process is left to sweep, and records
     /// nothing more after that.
     fn exit(&self) {
-        // A child forked without `exec` runs the exit handlers too: the file is its
+        // A child forked without `exec` runs the exit handlers too: the slot is its
         // parent's.
         if self.pid != std::process::id() {
             return;
         }
         let mut state = self.lock();
-        if state.live == 0 && state.file.is_some() {
-            // Removed while still locked, so that no sweeper works on it meanwhile.
-            let _ = fs::remove_file(&self.path);
-            state.file = None;
+        if state.live == 0 {
+            if let Some(file) = state.slot.take() {
+                if state.has_id {
+                    let _ = file.set_len(0);
+                }
+            }
         }
     }
 }
 
+/// Creates and locks a new slot, numbered from `first` on.
+fn add_slot(owners: &Path, first: u32) -> io::Result<File> {
+    for n in (first..).take(NEW_SLOT_ATTEMPTS) {
+        let path = owners.join(format!("{n}{}", slot::SUFFIX));
+        match slot::options().create_new(true).open(&path) {
+            // Another process may lock the new, empty slot first; then try the next.
+            Ok(file) => {
+                if file_lock::try_lock(&file, LockMode::Exclusive)? {
+                    return Ok(file);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        ErrorKind::AlreadyExists,
+        format!(
+            "add a slot in {}: {NEW_SLOT_ATTEMPTS} new slots were taken by other processes",
+            owners.display()
+        ),
+    ))
+}
+
 /// The `atexit(3)` handler: never unwinds (unwinding out of an `extern "C"` function is
 /// undefined behaviour before Rust 1.81), never blocks on a registry not yet made.
-extern "C" fn remove_at_exit() {
+extern "C" fn empty_at_exit() {
     let _ = std::panic::catch_unwind(|| {
         if let Some(owner) = REGISTRY.get().and_then(|r| r.owner.as_ref()) {
             owner.exit();

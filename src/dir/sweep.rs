@@ -1,113 +1,75 @@
 //! Removing the isolated directories of processes that died without unwinding.
 //!
-//! Runs once per process, before its first isolated directory. For every owner whose lock
-//! file it can lock (so the owner is dead), it lists each base the owner recorded and
-//! removes the entries that are the owner's directories — and nothing else, so that a
-//! forged or stale record cannot make it delete what it should not:
+//! Runs once per process, before its first isolated directory. For every slot of the
+//! registry that it can lock (so its last owner is gone) and that is not empty (so the
+//! owner left directories behind, or died before it could say it had not), it lists each
+//! base the owner recorded and removes the entries that are the owner's directories — and
+//! nothing else, so that a forged or stale record cannot make it delete what it should not:
 //!
 //! - the entry's name is one the owner made (`isofix-…-<id><n>`, see `names.rs`), and not
 //!   one the owner kept;
 //! - it is a real directory (`lstat(2)`: not a link, which is never followed) owned by
 //!   this user.
 //!
-//! A live owner's directories are never touched: its lock is held, and no other process
-//! has its id (ids are taken with create-new semantics in the registry).
+//! A live owner's directories are never touched: its lock is held, and its id — 60 random
+//! bits — is in no other process's names.
 //!
-//! Sweepers run concurrently in many processes. The owner's lock serialises them per
-//! owner; a directory or file that another sweeper removed first (`NotFound`) counts as
+//! Sweepers run concurrently in many processes. The slot's lock serialises them per slot; a directory or file that another sweeper removed first (`NotFound`) counts as
 //! removed. Every error is ignored: the sweep is housekeeping, and what it cannot remove
 //! now stays recorded for the next one.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::names;
-use super::registry::{BASE_TAG, KEPT_TAG};
 use super::remove::remove_tree;
-use crate::common::file_lock::{self, LockMode};
+use super::slot;
 use crate::sys;
 
-/// The suffix of an owner's lock file.
-pub(crate) const LOCK_SUFFIX: &str = ".lock";
-
-/// Sweeps the registry in `owners`.
-pub(crate) fn sweep(owners: &Path) {
+/// Sweeps every free slot in `owners`. Returns the first free slot found empty or emptied,
+/// still locked, for the caller to take, and the number a new slot would get.
+pub(crate) fn sweep(owners: &Path) -> (Option<File>, u32) {
+    let mut free = None;
+    let mut next = 0;
     let Ok(entries) = fs::read_dir(owners) else {
-        return;
+        return (free, next);
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(id) = name.to_str().and_then(|n| n.strip_suffix(LOCK_SUFFIX)) else {
+        let Some(n) = entry.file_name().to_str().and_then(slot::number) else {
             continue;
         };
-        if names::is_id(id) {
-            sweep_owner(&entry.path(), id);
+        next = next.max(n.saturating_add(1));
+        let Some(file) = slot::lock_if_free(&entry.path()) else {
+            continue;
+        };
+        if sweep_slot(&file) && free.is_none() {
+            free = Some(file);
         }
     }
+    (free, next)
 }
 
-/// Opens and locks the lock file at `path` if nobody holds it, which for an owner's lock
-/// file means its process is gone.
-fn lock_if_dead(path: &Path) -> Option<File> {
-    let file = File::open(path).ok()?;
-    match file_lock::try_lock(&file, LockMode::Exclusive) {
-        Ok(true) => Some(file),
-        _ => None,
-    }
-}
-
-/// What a dead owner recorded.
-#[derive(Debug, Default, PartialEq)]
-struct Recorded {
-    bases: Vec<PathBuf>,
-    kept: Vec<OsString>,
-}
-
-/// Parses the NUL-terminated entries of an owner's file. An entry cut short by a crash
-/// (no NUL) named a base before any directory was created there, and is ignored.
-fn parse(bytes: &[u8]) -> Recorded {
-    let mut recorded = Recorded::default();
-    let mut entries = bytes.split(|&b| b == 0);
-    // The last piece follows the last NUL: empty, or an entry cut short.
-    entries.next_back();
-    for entry in entries {
-        let Some((&tag, text)) = entry.split_first() else {
-            continue;
-        };
-        let Some(path) = sys::path_from_bytes(text.to_vec()) else {
-            continue;
-        };
-        match tag {
-            BASE_TAG if path.is_absolute() => recorded.bases.push(path),
-            KEPT_TAG => recorded.kept.push(path.into_os_string()),
-            _ => {}
-        }
-    }
-    recorded
-}
-
-fn sweep_owner(lock_path: &Path, id: &str) {
-    // Held until the end of this function, so that no other sweeper works on this owner
-    // at the same time, and so that a process being born under this file's name finds it
-    // gone (see `registry.rs`).
-    let Some(mut lock) = lock_if_dead(lock_path) else {
-        return;
-    };
+/// Removes the directories the last owner of the (locked) slot `file` left, and empties
+/// it; returns whether it is empty now.
+fn sweep_slot(mut file: &File) -> bool {
     let mut bytes = Vec::new();
-    if lock.read_to_end(&mut bytes).is_err() {
-        return;
+    if file.read_to_end(&mut bytes).is_err() {
+        return false;
     }
-    let recorded = parse(&bytes);
+    if bytes.is_empty() {
+        return true;
+    }
+    let recorded = slot::parse(&bytes);
     let mut done = true;
-    for base in &recorded.bases {
-        done &= sweep_base(base, id, &recorded.kept);
+    if let Some(id) = &recorded.id {
+        for base in &recorded.bases {
+            done &= sweep_base(base, id, &recorded.kept);
+        }
     }
-    // Something could not be removed: keep the file so that the next sweep tries again.
-    if done {
-        let _ = fs::remove_file(lock_path);
-    }
+    // Something could not be removed: keep the record so that the next sweep tries again.
+    done && file.set_len(0).is_ok()
 }
 
 /// Removes the directories of the owner `id` in `base`, except the `kept` ones; returns
@@ -138,6 +100,8 @@ fn sweep_base(base: &Path, id: &str, kept: &[OsString]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::file_lock::{self, LockMode};
+    use std::path::PathBuf;
 
     /// A scratch directory that the test removes itself (not an `IsolatedDir`, whose
     /// registration would make these tests depend on the code under test).
@@ -158,24 +122,17 @@ mod tests {
         }
     }
 
-    /// Writes the file of an owner that recorded `bases` and kept `kept`; returns its path
-    /// and its id.
-    fn owner(owners: &Path, bases: &[&Path], kept: &[&str]) -> (PathBuf, String) {
+    /// Writes slot `n` as an owner that recorded `bases` left it; returns its path and the
+    /// owner's id.
+    fn owner(owners: &Path, n: u32, bases: &[&Path]) -> (PathBuf, String) {
         let id = names::random_id();
-        let mut bytes = Vec::new();
+        let mut bytes = slot::id_entry(&id);
         for base in bases {
-            bytes.push(BASE_TAG);
-            bytes.extend(sys::path_to_bytes(base).unwrap());
-            bytes.push(0);
+            bytes.extend(slot::base_entry(base));
         }
-        for name in kept {
-            bytes.push(KEPT_TAG);
-            bytes.extend(name.as_bytes());
-            bytes.push(0);
-        }
-        let lock = owners.join(format!("{id}{LOCK_SUFFIX}"));
-        fs::write(&lock, bytes).unwrap();
-        (lock, id)
+        let path = owners.join(format!("{n}{}", slot::SUFFIX));
+        fs::write(&path, bytes).unwrap();
+        (path, id)
     }
 
     /// Makes directory number `n` of the owner `id` in `base`, with a file in it.
@@ -186,46 +143,52 @@ mod tests {
         dir
     }
 
+    fn len(path: &Path) -> u64 {
+        fs::metadata(path).unwrap().len()
+    }
+
     #[test]
     fn removes_a_dead_owners_directories_but_not_those_it_kept() {
         let owners = Scratch::new("owners");
         let (a, b) = (Scratch::new("base-a"), Scratch::new("base-b"));
-        let (lock, id) = owner(&owners.0, &[&a.0, &b.0], &[]);
+        let id = names::random_id();
         let dead = [isolated(&a.0, &id, 0), isolated(&b.0, &id, 1)];
         let kept = isolated(&a.0, &id, 2);
-        let kept_name = kept.file_name().unwrap().to_str().unwrap().to_owned();
-        fs::write(&lock, {
-            let mut bytes = fs::read(&lock).unwrap();
-            bytes.push(KEPT_TAG);
-            bytes.extend(kept_name.as_bytes());
-            bytes.push(0);
-            bytes
-        })
-        .unwrap();
         let others = isolated(&a.0, &names::random_id(), 0);
+        let mut bytes = slot::id_entry(&id);
+        bytes.extend(slot::base_entry(&a.0));
+        bytes.extend(slot::base_entry(&b.0));
+        bytes.extend(slot::kept_entry(kept.file_name().unwrap()));
+        let path = owners.0.join(format!("3{}", slot::SUFFIX));
+        fs::write(&path, bytes).unwrap();
 
-        sweep(&owners.0);
+        let (free, next) = sweep(&owners.0);
 
         assert!(dead.iter().all(|d| !d.exists()), "{dead:?}");
         assert!(kept.join("data").exists());
         assert!(others.join("data").exists());
-        assert!(!lock.exists());
+        assert_eq!(len(&path), 0, "the slot is emptied");
+        assert!(free.is_some(), "and handed out");
+        assert_eq!(next, 4);
     }
 
     #[test]
     fn leaves_a_live_owner_alone() {
         let owners = Scratch::new("owners");
         let base = Scratch::new("base");
-        let (lock, id) = owner(&owners.0, &[&base.0], &[]);
+        let (path, id) = owner(&owners.0, 0, &[&base.0]);
         let dir = isolated(&base.0, &id, 0);
         // A separate open file description conflicts with the sweeper's even in-process.
-        let held = File::open(&lock).unwrap();
+        let held = fs::File::open(&path).unwrap();
         assert!(file_lock::try_lock(&held, LockMode::Exclusive).unwrap());
+        let before = len(&path);
 
-        sweep(&owners.0);
+        let (free, next) = sweep(&owners.0);
 
         assert!(dir.join("data").exists());
-        assert!(lock.exists());
+        assert_eq!(len(&path), before);
+        assert!(free.is_none());
+        assert_eq!(next, 1);
     }
 
     #[test]
@@ -235,7 +198,7 @@ mod tests {
         let victim = Scratch::new("victim");
         fs::write(victim.0.join("precious"), "x").unwrap();
         let relative = Path::new("relative-base");
-        let (lock, id) = owner(&owners.0, &[&base.0, relative], &[]);
+        let (path, id) = owner(&owners.0, 0, &[&base.0, relative]);
         let file = base.0.join(names::dir_name(Some("f"), &id, 0));
         fs::write(&file, "not a directory").unwrap();
         #[cfg(unix)]
@@ -252,29 +215,17 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
-        assert!(!lock.exists(), "nothing removable is left to retry");
+        assert_eq!(len(&path), 0, "nothing removable is left to retry");
     }
 
     #[test]
-    fn an_empty_dead_file_is_removed_and_a_cut_entry_ignored() {
+    fn other_files_are_not_slots() {
         let owners = Scratch::new("owners");
-        let empty = owners
-            .0
-            .join(format!("{}{LOCK_SUFFIX}", names::random_id()));
-        File::create(&empty).unwrap();
-        let foreign = owners.0.join("notes.lock");
-        File::create(&foreign).unwrap();
-
-        sweep(&owners.0);
-
-        assert!(!empty.exists());
-        assert!(foreign.exists(), "not an owner's file");
-        assert_eq!(
-            parse(b"b/a\0kname\0b/cut"),
-            Recorded {
-                bases: vec![PathBuf::from("/a")],
-                kept: vec![OsString::from("name")],
-            }
-        );
+        let notes = owners.0.join("notes.lock");
+        fs::write(&notes, "x").unwrap();
+        let (free, next) = sweep(&owners.0);
+        assert!(free.is_none());
+        assert_eq!(next, 0);
+        assert_eq!(fs::read_to_string(&notes).unwrap(), "x");
     }
 }
