@@ -167,3 +167,53 @@ fn a_directory_leaked_by_a_normal_exit_is_swept_by_the_next_process() {
     assert!(!leaked.exists());
     assert_eq!(slots_to_sweep(&world), 0);
 }
+
+/// Without `TMPDIR`, the registry lives in memory (`/dev/shm`) on Linux, shared with every
+/// other process of this user: a killed process's directory is still swept, and the live
+/// processes around it keep theirs.
+#[cfg(target_os = "linux")]
+#[test]
+fn without_tmpdir_the_registry_in_memory_sweeps_too() {
+    if !std::path::Path::new("/dev/shm").is_dir() {
+        eprintln!("skipped: no /dev/shm on this machine");
+        return;
+    }
+    let scratch = IsolatedDir::new().unwrap();
+    let spawn_here = |role: &str| {
+        let mut command = isolated_dir_support::command(role, &[("ISOFIX_TMPDIR", scratch.path())]);
+        command.env_remove("TMPDIR");
+        Child::spawn(&mut command)
+    };
+    let mut dead = spawn_here("hold");
+    let dead_dir = read_path(&mut dead);
+    let mut live = spawn_here("hold");
+    let live_dir = read_path(&mut live);
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let owners = PathBuf::from(format!("/dev/shm/isofix-{uid}/dir-owners"));
+    let id = |dir: &std::path::Path| {
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        name.rsplit('-').next().unwrap()[..12].to_owned()
+    };
+    let recorded = std::fs::read_dir(&owners)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .any(|bytes| String::from_utf8_lossy(&bytes).contains(&id(&dead_dir)));
+    assert!(
+        recorded,
+        "no slot in {} names {}",
+        owners.display(),
+        dead_dir.display()
+    );
+    dead.kill();
+
+    let sweeper = spawn_here("create").finish();
+    sweeper.assert_success();
+
+    assert!(
+        !dead_dir.exists(),
+        "the dead process's directory was not swept"
+    );
+    assert!(live_dir.is_dir(), "a live process's directory was swept");
+    live.finish().assert_success();
+}

@@ -154,11 +154,36 @@ fn warn_once(err: io::Error) {
     });
 }
 
-/// The registry directory, `<state root>/dir-owners`.
+/// The registry directory: `/dev/shm/isofix-<uid>/dir-owners` on Linux when `TMPDIR` is
+/// not set, else `<state root>/dir-owners` (under the system temp dir).
+///
+/// Every process writes its slot twice (when it makes its first directory, and at exit).
+/// On a disk file system each write is a journalled metadata update, which on a busy
+/// machine can take milliseconds — as much as the rest of a short test process's own
+/// file work. In memory (tmpfs) it costs microseconds. A user who set `TMPDIR` chose where
+/// temporary state goes, and gets it there.
 fn owners_dir() -> io::Result<PathBuf> {
-    let owners = state_root()?.join("dir-owners");
+    let root = match memory_root() {
+        Some(root) => {
+            ensure_private_dir_cached(&root, "TMPDIR")?;
+            root
+        }
+        None => state_root()?,
+    };
+    let owners = root.join("dir-owners");
     ensure_private_dir_cached(&owners, "TMPDIR")?;
     Ok(owners)
+}
+
+/// `/dev/shm/isofix-<uid>`, on Linux when `/dev/shm` is a directory and `TMPDIR` is unset.
+fn memory_root() -> Option<PathBuf> {
+    if !cfg!(target_os = "linux") || std::env::var_os("TMPDIR").is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let shm = Path::new("/dev/shm");
+    std::fs::metadata(shm)
+        .is_ok_and(|meta| meta.is_dir())
+        .then(|| shm.join(format!("isofix-{}", sys::user_tag())))
 }
 
 /// How many new slots `Owner::start` tries to add when other processes take each one

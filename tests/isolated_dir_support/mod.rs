@@ -152,6 +152,18 @@ pub fn spawn_in<K: AsRef<OsStr>, V: AsRef<OsStr>>(
     envs: &[(K, V)],
     cwd: Option<&Path>,
 ) -> Child {
+    let mut command = command(role, envs);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    Child::spawn(&mut command)
+}
+
+/// The command [`spawn`] runs, to adjust before [`Child::spawn`].
+pub fn command<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    role: &str,
+    envs: &[(K, V)],
+) -> std::process::Command {
     let mut command = child::command(ROLE_TEST, role);
     command
         .env_remove("ISOFIX_KEEP")
@@ -160,10 +172,7 @@ pub fn spawn_in<K: AsRef<OsStr>, V: AsRef<OsStr>>(
         .env_remove("NEXTEST_TEST_NAME")
         .env_remove("NEXTEST_EXECUTION_MODE")
         .envs(envs.iter().map(|(k, v)| (k, v)));
-    if let Some(cwd) = cwd {
-        command.current_dir(cwd);
-    }
-    Child::spawn(&mut command)
+    command
 }
 
 /// Asserts that this process removes directories on drop, as the tests expect.

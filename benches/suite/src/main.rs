@@ -12,7 +12,7 @@
 //!   group for the shared tests (so it is parallel-safe under nextest only).
 //!
 //! It builds them (in their own target directory), then runs each configuration once per
-//! round, in an order that rotates from round to round, and prints the median wall time of
+//! round, in an order that rotates and reverses from round to round, and prints the median wall time of
 //! each, its ratio to the racy suite run serially, and failure counts. A benchmark, not a
 //! test: nothing asserts on its figures, and CI does not run it (it takes minutes).
 
@@ -120,8 +120,15 @@ fn main() {
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); CONFIGS.len()];
     let mut failures = vec![0usize; CONFIGS.len()];
     for round in 0..rounds {
-        for k in 0..CONFIGS.len() {
-            let i = (round + k) % CONFIGS.len();
+        // A rotating order, reversed every other round, so that each configuration runs
+        // before and after each other one equally often.
+        let mut order: Vec<usize> = (0..CONFIGS.len())
+            .map(|k| (round / 2 + k) % CONFIGS.len())
+            .collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
             let config = &CONFIGS[i];
             let (seconds, failed) = run(config, built_for(config.variant), &target);
             eprintln!(
