@@ -110,8 +110,9 @@ const NAME_ATTEMPTS: usize = 64;
 /// `panic = "abort"`, stopped by a test runner's timeout — drops nothing, so its
 /// directories stay behind. To keep them from piling up, every process that creates an
 /// isolated directory holds a kernel file lock for its whole life on a slot of a private
-/// per-user registry (a small file under `<system temp dir>/isofix-<uid>/dir-owners`,
-/// reused by later processes), where it lists its id and the bases it created directories
+/// per-user registry (a small file, reused by later processes, under
+/// `/dev/shm/isofix-<uid>/dir-owners` on Linux when `TMPDIR` is not set, else under
+/// `<system temp dir>/isofix-<uid>/dir-owners`), where it lists its id and the bases it created directories
 /// in; its id is in every directory's name. The first isolated directory a process creates
 /// sweeps that registry: in the bases recorded in every slot whose lock is free — which
 /// the kernel guarantees only once its process is gone — the directories named with that
