@@ -146,21 +146,23 @@ mod tests {
         assert!(!is_rust_path("1abc"));
     }
 
-    #[test]
-    fn a_runtime_worker_thread_is_not_a_test() {
-        let inner = std::thread::Builder::new()
-            .name("tokio-runtime-worker".to_owned())
-            .spawn(current)
-            .unwrap()
-            .join()
-            .unwrap();
+    /// The name `current` finds on a thread spawned with `thread`: none, but under
+    /// nextest, which knows the test on every thread.
+    fn assert_spawned_thread_is_not_a_test(thread: std::thread::Builder, test: &str) {
+        let inner = thread.spawn(current).unwrap().join().unwrap();
         if std::env::var_os("NEXTEST_TEST_NAME").is_none() {
             assert_eq!(inner, None);
         } else {
-            assert!(inner
-                .unwrap()
-                .ends_with("a_runtime_worker_thread_is_not_a_test"));
+            assert!(inner.unwrap().ends_with(test));
         }
+    }
+
+    #[test]
+    fn a_runtime_worker_thread_is_not_a_test() {
+        assert_spawned_thread_is_not_a_test(
+            std::thread::Builder::new().name("tokio-runtime-worker".to_owned()),
+            "a_runtime_worker_thread_is_not_a_test",
+        );
     }
 
     #[test]
@@ -176,13 +178,9 @@ mod tests {
 
     #[test]
     fn unnamed_thread_has_no_name_outside_nextest() {
-        let inner = std::thread::spawn(current).join().unwrap();
-        if std::env::var_os("NEXTEST_TEST_NAME").is_none() {
-            assert_eq!(inner, None);
-        } else {
-            assert!(inner
-                .unwrap()
-                .ends_with("unnamed_thread_has_no_name_outside_nextest"));
-        }
+        assert_spawned_thread_is_not_a_test(
+            std::thread::Builder::new(),
+            "unnamed_thread_has_no_name_outside_nextest",
+        );
     }
 }
