@@ -50,7 +50,7 @@ struct Owner {
 }
 
 struct State {
-    /// The slot, open (in append mode) and so locked until the process ends; `None` once
+    /// The slot, open and so locked until the process ends; `None` once
     /// the exit handler has emptied it, after which nothing more is recorded.
     slot: Option<File>,
     /// Whether the id is written.
@@ -102,7 +102,7 @@ impl Registry {
                 slot::id_entry(&self.id)
             };
             entries.extend(slot::base_entry(base));
-            if let Err(e) = file.write_all(&entries) {
+            if let Err(e) = slot::append(file, &entries) {
                 warn_once(e);
                 return false;
             }
@@ -129,7 +129,7 @@ impl Registry {
         let mut state = owner.lock();
         state.live = state.live.saturating_sub(1);
         if let Some(file) = &mut state.slot {
-            if let Err(e) = file.write_all(&slot::kept_entry(name)) {
+            if let Err(e) = slot::append(file, &slot::kept_entry(name)) {
                 let _ = writeln!(
                     io::stderr(),
                     "isofix: cannot record kept directory {} ({e}); if this process \

@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::names;
@@ -28,12 +29,19 @@ pub(crate) fn number(name: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// The options slots are opened with: reading, and appending, so that a write after the
-/// slot was emptied starts at its beginning again.
+/// The options slots are opened with: reading and writing (not appending, which on
+/// Windows would not let the slot be emptied; see [`append`]).
 pub(crate) fn options() -> OpenOptions {
     let mut options = OpenOptions::new();
-    options.read(true).append(true);
+    options.read(true).write(true);
     options
+}
+
+/// Appends `entries` to the slot `file`, which only its lock holder writes: after the end,
+/// wherever earlier reads, writes or an emptying left the file's offset.
+pub(crate) fn append(mut file: &File, entries: &[u8]) -> std::io::Result<()> {
+    file.seek(SeekFrom::End(0))?;
+    file.write_all(entries)
 }
 
 /// Opens the slot at `path` and locks it if nobody holds it.
