@@ -30,17 +30,21 @@ fn this_test() -> String {
         .unwrap()
 }
 
-/// Splits `isofix-<test>-<uuid>` or `isofix-<uuid>` into the test part and the uuid.
+/// Splits `isofix-<test>-<id><n>` or `isofix-<id><n>` into the test part and `<id><n>`.
 fn name_parts(path: &Path) -> (Option<String>, String) {
     let name = path.file_name().unwrap().to_str().unwrap();
     let rest = name.strip_prefix("isofix-").expect(name);
-    let (test, uuid) = match rest.rsplit_once('-') {
-        Some((test, uuid)) => (Some(test.to_owned()), uuid.to_owned()),
+    let (test, tail) = match rest.rsplit_once('-') {
+        Some((test, tail)) => (Some(test.to_owned()), tail.to_owned()),
         None => (None, rest.to_owned()),
     };
-    assert_eq!(uuid.len(), 32, "{name}");
-    assert!(uuid.bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
-    (test, uuid)
+    assert!(tail.len() > 12, "{name}");
+    assert!(
+        tail.bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()),
+        "{name}"
+    );
+    (test, tail)
 }
 
 /// The base that `IsolatedDir::new` uses in this process.
@@ -62,29 +66,71 @@ fn named_after_its_test() {
 }
 
 #[test]
-fn a_test_name_longer_than_thirty_bytes_is_cut_to_keep_paths_short() {
+fn a_long_test_name_is_cut_to_keep_socket_paths_short_but_recognisable() {
     let dir = IsolatedDir::new().unwrap();
     let name = dir.path().file_name().unwrap().to_str().unwrap();
-    assert!(name.len() <= 70, "{name} is {} bytes", name.len());
+    assert!(name.len() <= 57, "{name} is {} bytes", name.len());
     let (test, _) = name_parts(dir.path());
     let test = test.unwrap();
-    assert!(!test.is_empty() && test.len() <= 30, "{test}");
+    assert!(test.len() >= 30 && test.len() <= 33, "{test}");
     assert!(this_test().starts_with(&test), "{test}");
 }
 
-#[test]
-fn no_test_name_outside_a_test() {
-    // A thread the test spawns unnamed has no test name under `cargo test`; nextest still
-    // knows it through `NEXTEST_TEST_NAME`.
-    let path = std::thread::spawn(|| IsolatedDir::new().unwrap().path().to_owned())
+/// rstest runs each case as `<function>::case_<n>`; the directory keeps the function's
+/// name, cut, in front of the case's.
+#[rstest::rstest]
+#[case::first(1)]
+fn an_rstest_case_keeps_its_function_name_in_front(#[case] _n: u32) {
+    let dir = IsolatedDir::new().unwrap();
+    let (test, _) = name_parts(dir.path());
+    let test = test.unwrap();
+    assert!(test.starts_with("an_rstest_case_keeps"), "{test}");
+    assert!(test.ends_with("_case_1_first"), "{test}");
+}
+
+/// Makes a directory on a thread the test spawns with `thread`, and checks its name has no
+/// test part under `cargo test` — such a thread knows nothing of its test, and its own name
+/// is not one — while nextest still knows the test through `NEXTEST_TEST_NAME`.
+fn assert_no_test_name_on_a_spawned_thread(thread: std::thread::Builder) {
+    let path = thread
+        .spawn(|| IsolatedDir::new().unwrap().path().to_owned())
+        .unwrap()
         .join()
         .unwrap();
     let (test, _) = name_parts(&path);
     if std::env::var_os("NEXTEST_TEST_NAME").is_some() {
-        assert_eq!(test, Some(this_test()));
+        assert!(this_test().starts_with(&test.unwrap()));
     } else {
         assert_eq!(test, None);
     }
+}
+
+#[test]
+fn no_test_name_on_an_unnamed_thread_under_cargo_test() {
+    assert_no_test_name_on_a_spawned_thread(std::thread::Builder::new());
+}
+
+#[test]
+fn no_test_name_on_a_runtime_worker_thread_under_cargo_test() {
+    let worker = std::thread::Builder::new().name("tokio-runtime-worker".to_owned());
+    assert_no_test_name_on_a_spawned_thread(worker);
+}
+
+/// The documented bound: with `/tmp` as the base, a 40-byte file name inside an isolated
+/// directory is a valid Unix socket path on macOS (104 bytes with the NUL) and Linux (108).
+#[cfg(unix)]
+#[test]
+fn a_socket_with_a_40_byte_name_binds_inside_a_directory_under_tmp() {
+    use std::os::unix::net::UnixListener;
+    let dir = IsolatedDir::new_in("/tmp").unwrap();
+    let name_len = dir.path().file_name().unwrap().len();
+    assert!(name_len <= 57, "{}", dir.path().display());
+    let socket = dir.join("s".repeat(40));
+    let _listener = UnixListener::bind(&socket).unwrap();
+    // The longest directory name the bound allows, filled in by a longer socket name.
+    let longest = dir.join("l".repeat(40 + 57 - name_len));
+    assert_eq!(longest.as_os_str().len(), 103);
+    let _listener = UnixListener::bind(&longest).unwrap();
 }
 
 #[cfg(unix)]
@@ -107,6 +153,30 @@ fn a_thousand_directories_alive_at_once_are_all_distinct() {
     assert!(paths.iter().all(|p| p.is_dir()));
     drop(dirs);
     assert!(paths.iter().all(|p| !p.exists()));
+}
+
+#[test]
+fn a_name_taken_by_something_else_is_skipped_and_left_alone() {
+    let scratch = IsolatedDir::new().unwrap();
+    let out = spawn("squat", &[("ISOFIX_TMPDIR", scratch.path())]).finish();
+    out.assert_success();
+    // The child made its first directory (number 0), put directories of its own on the
+    // next two names (1 and 2), then made another isolated directory.
+    let [first, squat_1, squat_2, second] = <[PathBuf; 4]>::try_from(out.paths()).unwrap();
+    let tail = |p: &Path| name_parts(p).1;
+    let id = &tail(&first)[..12];
+    for (path, n) in [
+        (&first, "0"),
+        (&squat_1, "1"),
+        (&squat_2, "2"),
+        (&second, "3"),
+    ] {
+        assert_eq!(tail(path), format!("{id}{n}"), "{out:?}");
+    }
+    assert!(!first.exists() && !second.exists(), "{out:?}");
+    for squatter in [&squat_1, &squat_2] {
+        assert_eq!(fs::read_to_string(squatter.join("mine")).unwrap(), "x");
+    }
 }
 
 #[test]

@@ -104,25 +104,116 @@ fn concurrent_sweepers_remove_every_dead_directory() {
     }
 }
 
+/// The registry's slots: `<TMPDIR>/isofix-<uid>/dir-owners/<n>.lock`.
+#[cfg(unix)]
+fn slots(world: &World) -> Vec<std::fs::DirEntry> {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let owners = world
+        .scratch
+        .join(format!("isofix-{uid}"))
+        .join("dir-owners");
+    std::fs::read_dir(&owners)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_str().unwrap().ends_with(".lock"))
+        .collect()
+}
+
+/// How many of the registry's slots are not empty, that is, name directories for a sweep
+/// to remove.
+#[cfg(unix)]
+fn slots_to_sweep(world: &World) -> usize {
+    slots(world)
+        .iter()
+        .filter(|e| e.metadata().unwrap().len() > 0)
+        .count()
+}
+
 #[cfg(unix)]
 #[test]
-fn the_registry_keeps_only_the_last_process_entry() {
+fn processes_that_exit_normally_leave_nothing_to_sweep() {
     let world = World::new();
     let (child, _) = world.hold("hold");
     child.kill();
+    assert_eq!(
+        slots_to_sweep(&world),
+        1,
+        "the killed process's slot names its directory"
+    );
     for _ in 0..3 {
         world.sweep();
     }
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    let owners = world.scratch.join(format!("isofix-{uid}")).join("owners");
-    let mut entries: Vec<String> = std::fs::read_dir(&owners)
+    assert_eq!(slots_to_sweep(&world), 0);
+    assert_eq!(
+        slots(&world).len(),
+        1,
+        "one process at a time reuses one slot"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_directory_leaked_by_a_normal_exit_is_swept_by_the_next_process() {
+    let world = World::new();
+    let out = world.spawn("leak").finish();
+    out.assert_success();
+    let leaked = out.path();
+    assert!(leaked.join("file").exists(), "{out:?}");
+    assert_eq!(slots_to_sweep(&world), 1, "{out:?}");
+
+    world.sweep();
+
+    assert!(!leaked.exists());
+    assert_eq!(slots_to_sweep(&world), 0);
+}
+
+/// Without `TMPDIR`, the registry lives in memory (`/dev/shm`) on Linux, shared with every
+/// other process of this user: a killed process's directory is still swept, and the live
+/// processes around it keep theirs.
+#[cfg(target_os = "linux")]
+#[test]
+fn without_tmpdir_the_registry_in_memory_sweeps_too() {
+    if !std::path::Path::new("/dev/shm").is_dir() {
+        eprintln!("skipped: no /dev/shm on this machine");
+        return;
+    }
+    let scratch = IsolatedDir::new().unwrap();
+    let spawn_here = |role: &str| {
+        let mut command = isolated_dir_support::command(role, &[("ISOFIX_TMPDIR", scratch.path())]);
+        command.env_remove("TMPDIR");
+        Child::spawn(&mut command)
+    };
+    let mut dead = spawn_here("hold");
+    let dead_dir = read_path(&mut dead);
+    let mut live = spawn_here("hold");
+    let live_dir = read_path(&mut live);
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let owners = PathBuf::from(format!("/dev/shm/isofix-{uid}/dir-owners"));
+    let id = |dir: &std::path::Path| {
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        name.rsplit('-').next().unwrap()[..12].to_owned()
+    };
+    let recorded = std::fs::read_dir(&owners)
         .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    entries.sort();
-    // The last sweeper exited without unwinding anything: its lock file and its (empty)
-    // record directory wait for the next sweep; everything older is gone.
-    assert_eq!(entries.len(), 2, "{entries:?}");
-    assert_eq!(format!("{}.lock", entries[0]), entries[1], "{entries:?}");
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .any(|bytes| String::from_utf8_lossy(&bytes).contains(&id(&dead_dir)));
+    assert!(
+        recorded,
+        "no slot in {} names {}",
+        owners.display(),
+        dead_dir.display()
+    );
+    dead.kill();
+
+    let sweeper = spawn_here("create").finish();
+    sweeper.assert_success();
+
+    assert!(
+        !dead_dir.exists(),
+        "the dead process's directory was not swept"
+    );
+    assert!(live_dir.is_dir(), "a live process's directory was swept");
+    live.finish().assert_success();
 }

@@ -1,12 +1,15 @@
 //! The name of the test that is running, found at run time.
 //!
 //! libtest names each test's thread after the test's path (`module::test_name`), under
-//! `cargo test` with any `--test-threads`, and under `cargo nextest run`. Nextest also
-//! exports `NEXTEST_TEST_NAME` in its process-per-test mode, which stays right on threads
-//! the test spawns itself (async runtimes, worker pools), so it is asked first.
+//! `cargo test` with any `--test-threads`, and under `cargo nextest run`. Nextest (0.9.x,
+//! in its process-per-test mode) also exports `NEXTEST_TEST_NAME`, which stays right on
+//! threads the test spawns itself (async runtimes, worker pools), so it is asked first.
+//! Under `cargo test`, a thread the test spawned knows nothing of its test: its name
+//! (`tokio-runtime-worker`, say) is not taken for one, since a test's name is a Rust path
+//! and those names are not.
 
 /// The current test's full name, or `None` outside a test (the `main` thread, or a thread
-/// a test spawned without naming it, under `cargo test`).
+/// a test spawned, under `cargo test`).
 ///
 /// Found once per thread: a thread's name never changes, nor does nextest's variable, and
 /// asking the environment takes a process-wide lock that lock acquisitions should not pay.
@@ -27,10 +30,21 @@ fn find() -> Option<String> {
         }
     }
     let thread = std::thread::current();
-    match thread.name() {
-        Some(name) if name != "main" && !name.is_empty() => Some(name.to_owned()),
-        _ => None,
-    }
+    thread
+        .name()
+        .filter(|name| *name != "main" && is_rust_path(name))
+        .map(str::to_owned)
+}
+
+/// Whether `name` reads as a path of Rust identifiers (`a::b_1::c`), as libtest's test
+/// names do and the names runtimes give their worker threads (`tokio-runtime-worker`,
+/// `rayon worker 3`) do not.
+fn is_rust_path(name: &str) -> bool {
+    name.split("::").all(|segment| {
+        let mut chars = segment.chars();
+        chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+            && chars.all(|c| c == '_' || c.is_alphanumeric())
+    })
 }
 
 /// Turns any text into a short, safe path component: ASCII letters, digits, `-` and `_`
@@ -58,25 +72,42 @@ pub(crate) fn slug(text: &str, max: usize) -> String {
 }
 
 /// The current test's name as a path component of at most `max` bytes, or `None` outside
-/// a test. Leading module segments are dropped first, since the last ones tell most:
-/// `tests::net::it_echoes` becomes `net_it_echoes` rather than `tests_net_it`.
+/// a test. See [`short`].
 pub(crate) fn current_slug(max: usize) -> Option<String> {
     let name = current()?;
+    let short = short(&name, max);
+    (!short.is_empty()).then_some(short)
+}
+
+/// The part of a test's path a human recognises, as a path component of at most `max`
+/// bytes: its last segments joined by `_`, the outer ones dropped first. A segment that
+/// does not fit whole is cut at its end rather than dropped, as long as 8 bytes of it fit:
+/// rstest's `a_long_test_function_name::case_1` keeps the function's name
+/// (`a_long_test_fun_case_1` at 22 bytes), which `case_1` alone would not tell.
+pub(crate) fn short(name: &str, max: usize) -> String {
+    /// The shortest cut of an outer segment worth keeping.
+    const MIN_CUT: usize = 8;
     let mut kept = String::new();
     for segment in name.rsplit("::") {
-        let segment = slug(segment, max);
-        if segment.is_empty() {
+        if kept.is_empty() {
+            kept = slug(segment, max);
             continue;
         }
-        if kept.is_empty() {
-            kept = segment;
-        } else if segment.len() + 1 + kept.len() <= max {
-            kept = format!("{segment}_{kept}");
+        let whole = slug(segment, usize::MAX);
+        if whole.is_empty() {
+            continue;
+        }
+        let room = max.saturating_sub(kept.len() + 1);
+        if whole.len() <= room {
+            kept = format!("{whole}_{kept}");
         } else {
+            if room >= MIN_CUT {
+                kept = format!("{}_{kept}", slug(segment, room));
+            }
             break;
         }
     }
-    (!kept.is_empty()).then_some(kept)
+    kept
 }
 
 #[cfg(test)]
@@ -94,6 +125,47 @@ mod tests {
     }
 
     #[test]
+    fn short_keeps_the_function_name_of_generated_cases() {
+        let rstest = "tests::a_long_test_function_name::case_1";
+        assert_eq!(short(rstest, 22), "a_long_test_fun_case_1");
+        assert_eq!(short(rstest, 35), "a_long_test_function_name_case_1");
+        assert_eq!(short("it_echoes::case_2_empty_input", 13), "case_2_empty");
+        assert_eq!(short("tests::net::it_echoes", 13), "net_it_echoes");
+        assert_eq!(short("tests::net::it_echoes", 30), "tests_net_it_echoes");
+        assert_eq!(short("a_very_long_name_indeed", 10), "a_very_lon");
+        assert_eq!(short("", 10), "");
+    }
+
+    #[test]
+    fn only_rust_paths_are_test_names() {
+        assert!(is_rust_path("named_after_its_test"));
+        assert!(is_rust_path("tests::net::case_1"));
+        assert!(!is_rust_path("tokio-runtime-worker"));
+        assert!(!is_rust_path("rayon worker 3"));
+        assert!(!is_rust_path("a::"));
+        assert!(!is_rust_path("1abc"));
+    }
+
+    /// The name `current` finds on a thread spawned with `thread`: none, but under
+    /// nextest, which knows the test on every thread.
+    fn assert_spawned_thread_is_not_a_test(thread: std::thread::Builder, test: &str) {
+        let inner = thread.spawn(current).unwrap().join().unwrap();
+        if std::env::var_os("NEXTEST_TEST_NAME").is_none() {
+            assert_eq!(inner, None);
+        } else {
+            assert!(inner.unwrap().ends_with(test));
+        }
+    }
+
+    #[test]
+    fn a_runtime_worker_thread_is_not_a_test() {
+        assert_spawned_thread_is_not_a_test(
+            std::thread::Builder::new().name("tokio-runtime-worker".to_owned()),
+            "a_runtime_worker_thread_is_not_a_test",
+        );
+    }
+
+    #[test]
     fn current_is_this_test() {
         let name = current().expect("libtest names test threads");
         assert!(name.ends_with("current_is_this_test"), "{name}");
@@ -106,13 +178,9 @@ mod tests {
 
     #[test]
     fn unnamed_thread_has_no_name_outside_nextest() {
-        let inner = std::thread::spawn(current).join().unwrap();
-        if std::env::var_os("NEXTEST_TEST_NAME").is_none() {
-            assert_eq!(inner, None);
-        } else {
-            assert!(inner
-                .unwrap()
-                .ends_with("unnamed_thread_has_no_name_outside_nextest"));
-        }
+        assert_spawned_thread_is_not_a_test(
+            std::thread::Builder::new(),
+            "unnamed_thread_has_no_name_outside_nextest",
+        );
     }
 }

@@ -1,62 +1,72 @@
 //! `IsolatedDir`: a private, uniquely named temporary directory removed on drop.
 //!
 //! The user-facing story (removal, keeping, the sweep after crashes, path length) is told
-//! on [`IsolatedDir`] itself, since this module is private. Here: `remove.rs` removes a
-//! tree without following links, `policy.rs` reads `ISOFIX_KEEP`, `registry.rs` records
-//! which live process owns which directory, and `sweep.rs` removes the directories of dead
-//! processes.
+//! on [`IsolatedDir`] itself, since this module is private. Here: `names.rs` makes and
+//! recognises directory names, `remove.rs` removes a tree without following links,
+//! `policy.rs` reads `ISOFIX_KEEP`, `registry.rs` records which live process owns which
+//! directories in the slot files of `slot.rs`, and `sweep.rs` removes the directories of
+//! dead processes.
 
+mod names;
 mod policy;
 mod registry;
 mod remove;
+mod slot;
 mod sweep;
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
-use crate::common::error::wrap;
+use crate::common::error::{error, wrap};
 use crate::common::private_dir::env_path;
 use crate::common::test_name;
 use crate::sys;
 use policy::KeepPolicy;
-use registry::Record;
+use registry::Registry;
 
 /// The environment variable naming the directory that isolated directories are created in.
 const TMPDIR_VAR: &str = "ISOFIX_TMPDIR";
 
-/// The longest test name, in bytes, put into a directory's name.
-const TEST_NAME_MAX: usize = 30;
+/// How many names [`IsolatedDir::new`] tries when the path it picked already exists
+/// (something else made a directory of that name).
+const NAME_ATTEMPTS: usize = 64;
 
 /// A private temporary directory, unique to one test, removed with everything in it when
 /// dropped.
 ///
 /// # Where and how it is created
 ///
-/// [`IsolatedDir::new`] creates `<base>/isofix-<test name>-<uuid>`, where `<base>` is the
+/// [`IsolatedDir::new`] creates `<base>/isofix-<test>-<id><n>`, where `<base>` is the
 /// directory named by the `ISOFIX_TMPDIR` environment variable if it is set and not empty,
 /// and [`std::env::temp_dir`] otherwise; [`IsolatedDir::new_in`] takes the base as an
-/// argument. The test name is the running test's (found from the test thread's name, or
-/// from `NEXTEST_TEST_NAME` under `cargo nextest`), reduced to ASCII letters, digits, `-`
-/// and `_` and cut to 30 bytes, so that a directory left behind tells which test made it;
-/// outside a test it is left out: `isofix-<uuid>`. The uuid is a random (v4) one in its
-/// 32-hex-digit form.
+/// argument.
 ///
-/// The directory is created with create-new semantics (an existing path is never reused)
-/// and private: mode 0700 on Unix, so other users cannot read or plant files in it.
-/// [`path`](IsolatedDir::path) is absolute even when the base was given as a relative
-/// path, so it stays right if the test changes its working directory.
+/// - `<test>` is the part of the running test's name a human recognises: its last path
+///   segments, reduced to ASCII letters, digits, `-` and `_`, outer segments dropped or
+///   cut first, so that an rstest case keeps its function's name
+///   (`my_test::case_1` gives `my_test_case_1`). The name comes from `NEXTEST_TEST_NAME`
+///   under `cargo nextest run`, which holds on every thread of the test, and otherwise
+///   from the test thread's name; on a thread the test spawned (a tokio worker, say) under
+///   `cargo test`, and outside tests, it is left out: `isofix-<id><n>`.
+/// - `<id>` is 12 random base-32 digits chosen once per process (from std's randomly
+///   keyed hasher), and `<n>` counts the process's directories in base 32.
+///
+/// The directory is created with create-new semantics (an existing path is never reused:
+/// on a clash the next number is tried) and private: mode 0700 on Unix, so other users
+/// cannot read or plant files in it. [`path`](IsolatedDir::path) is absolute even when the
+/// base was given as a relative path, so it stays right if the test changes its working
+/// directory.
 ///
 /// # Path length
 ///
-/// The directory's name is at most 70 bytes: `isofix-` (7), the test name (at most 30),
-/// `-` and 32 hex digits. Its full path is therefore at most the base's length plus 71
-/// bytes. This matters for Unix-domain sockets, whose paths are limited to 108 bytes on
-/// Linux and 104 on macOS (including the final NUL): with `/tmp` as the base, the
-/// directory's path takes at most 75 bytes, which leaves 27 bytes for a socket's file name
-/// on macOS and 31 on Linux. On macOS the default temp dir
-/// (`/var/folders/…/T/`) alone takes about 50 bytes; set `ISOFIX_TMPDIR=/tmp` there if
-/// tests put sockets in their directories.
+/// The directory's name is at most 57 bytes, so that its path is at most the base's length
+/// plus 58. This matters for Unix-domain sockets, whose paths are limited to 108 bytes on
+/// Linux and 104 on macOS, the final NUL included: with `/tmp` as the base, a socket's file
+/// name of up to 40 bytes inside the directory fits on macOS (5 + 57 + 1 + 40 = 103), and
+/// up to 44 bytes on Linux. On macOS the default temp dir (`/var/folders/…/T/`) alone takes
+/// about 50 bytes; set `ISOFIX_TMPDIR=/tmp` there if tests put sockets in their
+/// directories.
 ///
 /// # Removal
 ///
@@ -99,13 +109,18 @@ const TEST_NAME_MAX: usize = 30;
 /// A process that dies without unwinding — killed by `SIGKILL`, built with
 /// `panic = "abort"`, stopped by a test runner's timeout — drops nothing, so its
 /// directories stay behind. To keep them from piling up, every process that creates an
-/// isolated directory holds a kernel file lock for its whole life and records its live
-/// directories in a private per-user registry (under `<system temp dir>/isofix-<uid>`).
-/// The first isolated directory a process creates sweeps that registry: the directories
-/// of every process whose lock is free — which the kernel guarantees only once the
-/// process is gone — are removed. A live process's directories are never touched, nor
-/// anything a record names that is not a real (non-link) `isofix-…` directory of this
-/// user. Kept directories are taken out of the registry and so are never swept.
+/// isolated directory holds a kernel file lock for its whole life on a slot of a private
+/// per-user registry (a small file, reused by later processes, under
+/// `/dev/shm/isofix-<uid>/dir-owners` on Linux when `TMPDIR` is not set, else under
+/// `<system temp dir>/isofix-<uid>/dir-owners`), where it lists its id and the bases it created directories
+/// in; its id is in every directory's name. The first isolated directory a process creates
+/// sweeps that registry: in the bases recorded in every slot whose lock is free — which
+/// the kernel guarantees only once its process is gone — the directories named with that
+/// process's id are removed. A live process's directories are never touched, nor anything
+/// that is not a real (non-link) directory of this user named by isofix for the dead
+/// process. Kept directories are recorded as such and never swept. A process that exits
+/// normally with none of its directories left empties its slot (on Unix), so that the
+/// next process has nothing to sweep.
 ///
 /// # Examples
 ///
@@ -126,7 +141,9 @@ pub struct IsolatedDir {
     /// Empty once [`keep`](IsolatedDir::keep) or [`close`](IsolatedDir::close) has taken
     /// the directory over, which tells `Drop` there is nothing left to do.
     path: PathBuf,
-    record: Option<Record>,
+    /// Whether the registry counts the directory as this process's, until it is gone or
+    /// kept.
+    recorded: bool,
     keep_requested: bool,
 }
 
@@ -199,27 +216,40 @@ impl IsolatedDir {
 
     fn create(base: &Path, hint: &dyn fmt::Display) -> io::Result<IsolatedDir> {
         let what = || format!("create isolated directory in {}", base.display());
-        let base = std::path::absolute(base).map_err(|e| wrap(e, what(), hint))?;
-        let id = uuid::Uuid::new_v4().simple();
-        let name = match test_name::current_slug(TEST_NAME_MAX) {
-            Some(test) => format!("{}{test}-{id}", sweep::NAME_PREFIX),
-            None => format!("{}{id}", sweep::NAME_PREFIX),
-        };
-        let path = base.join(&name);
+        let base = absolute(base).map_err(|e| wrap(e, what(), hint))?;
+        let registry = Registry::get();
         // Recorded before it exists, so that a crash right after `mkdir` cannot leave an
         // unrecorded directory behind.
-        let record = registry::register(&path, &name);
-        if let Err(e) = sys::create_private_dir(&path) {
-            if let Some(record) = record {
-                record.remove();
+        let recorded = registry.enter(&base);
+        let test = test_name::current_slug(names::TEST_NAME_MAX);
+        for _ in 0..NAME_ATTEMPTS {
+            let name = names::dir_name(test.as_deref(), registry.id(), names::next_number());
+            let path = base.join(name);
+            match sys::create_private_dir(&path) {
+                Ok(()) => {
+                    return Ok(IsolatedDir {
+                        path,
+                        recorded,
+                        keep_requested: false,
+                    })
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    if recorded {
+                        registry.leave();
+                    }
+                    return Err(wrap(e, what(), hint));
+                }
             }
-            return Err(wrap(e, what(), hint));
         }
-        Ok(IsolatedDir {
-            path,
-            record,
-            keep_requested: false,
-        })
+        if recorded {
+            registry.leave();
+        }
+        Err(error(
+            ErrorKind::AlreadyExists,
+            format_args!("{}: {NAME_ATTEMPTS} fresh names were all taken", what()),
+            "something else creates isofix-* directories there; choose another base",
+        ))
     }
 
     /// The directory's absolute path.
@@ -280,6 +310,7 @@ impl IsolatedDir {
 
     /// Gives the directory up: it is no longer removed, neither on drop nor by the sweep
     /// after a crash, and its path is returned. Removing it is now the caller's business.
+    /// This is `tempfile`'s `TempDir::keep` (formerly `into_path`).
     ///
     /// # Examples
     ///
@@ -293,8 +324,10 @@ impl IsolatedDir {
     /// # Ok(())
     /// # }
     /// ```
+    #[must_use = "the directory is no longer removed: keep its path to find it"]
+    #[doc(alias = "into_path")]
     pub fn keep(mut self) -> PathBuf {
-        self.forget_record();
+        self.forget(true);
         std::mem::take(&mut self.path)
     }
 
@@ -322,12 +355,12 @@ impl IsolatedDir {
     /// # }
     /// ```
     pub fn close(mut self) -> io::Result<()> {
-        let path = std::mem::take(&mut self.path);
         if let Some(reason) = self.keep_reason(false) {
-            self.forget_record();
-            announce_kept(&path, reason);
+            self.forget(true);
+            announce_kept(&std::mem::take(&mut self.path), reason);
             return Ok(());
         }
+        let path = std::mem::take(&mut self.path);
         self.remove(&path).map_err(|e| {
             let hint = if e.kind() == io::ErrorKind::NotFound {
                 "something else removed or moved it before close"
@@ -350,17 +383,24 @@ impl IsolatedDir {
         KeepPolicy::current().keeps(panicking)
     }
 
-    /// Removes the tree, and its record once it is gone. After a failure the record stays,
-    /// so that a later process's sweep tries again once this one has exited.
+    /// Removes the tree, and tells the registry once it is gone. After a failure the
+    /// directory stays recorded, so that a later process's sweep tries again once this one
+    /// has exited.
     fn remove(&mut self, path: &Path) -> io::Result<()> {
         remove::remove_tree(path)?;
-        self.forget_record();
+        self.forget(false);
         Ok(())
     }
 
-    fn forget_record(&mut self) {
-        if let Some(record) = self.record.take() {
-            record.remove();
+    /// Tells the registry the directory at `self.path` is gone, or is `kept` and must
+    /// never be swept.
+    fn forget(&mut self, kept: bool) {
+        if !std::mem::take(&mut self.recorded) {
+            return;
+        }
+        match self.path.file_name() {
+            Some(name) if kept => Registry::get().keep(name),
+            _ => Registry::get().leave(),
         }
     }
 }
@@ -377,16 +417,16 @@ impl Drop for IsolatedDir {
         if self.path.as_os_str().is_empty() {
             return;
         }
-        let path = std::mem::take(&mut self.path);
         if let Some(reason) = self.keep_reason(std::thread::panicking()) {
-            self.forget_record();
-            announce_kept(&path, reason);
+            self.forget(true);
+            announce_kept(&self.path, reason);
             return;
         }
+        let path = std::mem::take(&mut self.path);
         match self.remove(&path) {
             Ok(()) => {}
             // Gone already (the test removed it): what drop was to achieve.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => self.forget_record(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.forget(false),
             Err(e) => {
                 let _ = writeln!(
                     io::stderr(),
@@ -395,6 +435,16 @@ impl Drop for IsolatedDir {
                 );
             }
         }
+    }
+}
+
+/// `base` made absolute against the current directory, without touching the file system
+/// (`std::path::absolute` needs Rust 1.79).
+fn absolute(base: &Path) -> io::Result<PathBuf> {
+    if base.is_absolute() {
+        Ok(base.to_owned())
+    } else {
+        Ok(std::env::current_dir()?.join(base))
     }
 }
 

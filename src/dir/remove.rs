@@ -68,7 +68,7 @@ mod tests {
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "isofix-unit-{name}-{}",
-            uuid::Uuid::new_v4().simple()
+            super::super::names::random_id()
         ));
         fs::create_dir(&dir).unwrap();
         dir

@@ -1,123 +1,106 @@
 //! Removing the isolated directories of processes that died without unwinding.
 //!
-//! Runs once per process, before its first isolated directory. For every owner whose lock
-//! file it can lock (so the owner is dead), it removes each recorded directory that still
-//! looks like one isofix made — and nothing else, so a forged or stale record cannot make
-//! it delete what it should not:
+//! Runs once per process, before its first isolated directory. For every slot of the
+//! registry that it can lock (so its last owner is gone) and that is not empty (so the
+//! owner left directories behind, or died before it could say it had not), it lists each
+//! base the owner recorded and removes the entries that are the owner's directories — and
+//! nothing else, so that a forged or stale record cannot make it delete what it should not:
 //!
-//! - the record's name starts with `isofix-` and equals the recorded path's last
-//!   component, which is absolute;
-//! - the path is a real directory (`lstat(2)`: not a link, which is never followed) owned
-//!   by this user.
+//! - the entry's name is one the owner made (`isofix-…-<id><n>`, see `names.rs`), and not
+//!   one the owner kept;
+//! - it is a real directory (`lstat(2)`: not a link, which is never followed) owned by
+//!   this user.
 //!
-//! Sweepers run concurrently in many processes. The owner's lock serialises them per
-//! owner; a directory or file that another sweeper removed first (`NotFound`) counts as
+//! A live owner's directories are never touched: its lock is held, and its id — 60 random
+//! bits — is in no other process's names.
+//!
+//! Sweepers run concurrently in many processes. The slot's lock serialises them per slot; a directory or file that another sweeper removed first (`NotFound`) counts as
 //! removed. Every error is ignored: the sweep is housekeeping, and what it cannot remove
 //! now stays recorded for the next one.
 
-use std::ffi::OsStr;
+use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::path::Path;
 
+use super::names;
 use super::remove::remove_tree;
-use crate::common::file_lock::{self, LockMode};
+use super::slot;
 use crate::sys;
 
-/// The suffix of an owner's lock file.
-pub(crate) const LOCK_SUFFIX: &str = ".lock";
-/// The suffix of a lock file not yet locked and renamed by its creator.
-pub(crate) const TEMP_SUFFIX: &str = ".tmp";
-/// Every isolated directory's name starts with this.
-pub(crate) const NAME_PREFIX: &str = "isofix-";
-
-/// Sweeps the registry in `owners`.
-pub(crate) fn sweep(owners: &Path) {
+/// Sweeps every free slot in `owners`. Returns the first free slot found empty or emptied,
+/// still locked, for the caller to take, and the number a new slot would get.
+pub(crate) fn sweep(owners: &Path) -> (Option<File>, u32) {
+    let mut free = None;
+    let mut next = 0;
     let Ok(entries) = fs::read_dir(owners) else {
-        return;
+        return (free, next);
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(id) = name.strip_suffix(LOCK_SUFFIX) {
-            sweep_owner(owners, id);
-        } else if name.ends_with(TEMP_SUFFIX) {
-            // Left by a process that died between creating and renaming its lock file.
-            // Its creator, if alive, either locks it first (then this fails) or finds it
-            // gone and starts over.
-            let path = entry.path();
-            if lock_if_dead(&path).is_some() {
-                let _ = fs::remove_file(&path);
-            }
+        let Some(n) = entry.file_name().to_str().and_then(slot::number) else {
+            continue;
+        };
+        next = next.max(n.saturating_add(1));
+        let Some(file) = slot::lock_if_free(&entry.path()) else {
+            continue;
+        };
+        if sweep_slot(&file) && free.is_none() {
+            free = Some(file);
         }
     }
+    (free, next)
 }
 
-/// Opens and locks the lock file at `path` if nobody holds it, which for an owner's lock
-/// file means its process is gone.
-fn lock_if_dead(path: &Path) -> Option<File> {
-    let file = File::open(path).ok()?;
-    match file_lock::try_lock(&file, LockMode::Exclusive) {
-        Ok(true) => Some(file),
-        _ => None,
-    }
-}
-
-fn sweep_owner(owners: &Path, id: &str) {
-    let lock_path = owners.join(format!("{id}{LOCK_SUFFIX}"));
-    // Held until the end of this function, so that no other sweeper works on this owner
-    // at the same time.
-    let Some(_lock) = lock_if_dead(&lock_path) else {
-        return;
-    };
-    let records = owners.join(id);
-    if let Ok(entries) = fs::read_dir(&records) {
-        for entry in entries.flatten() {
-            let record = entry.path();
-            if remove_recorded(&record, &entry.file_name()) {
-                let _ = fs::remove_file(&record);
-            }
-        }
-    }
-    match fs::remove_dir(&records) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        // Records remain (a directory that could not be removed): keep the lock file so
-        // that the next sweep tries again.
-        Err(_) => return,
-    }
-    let _ = fs::remove_file(&lock_path);
-}
-
-/// Removes the directory named by the record at `record` (file name `name`) if it is an
-/// isolated directory of this user. Returns whether the record is done with: the
-/// directory is gone, or the record names nothing that may be removed.
-fn remove_recorded(record: &Path, name: &OsStr) -> bool {
-    let Ok(bytes) = fs::read(record) else {
+/// Removes the directories the last owner of the (locked) slot `file` left, and empties
+/// it; returns whether it is empty now.
+fn sweep_slot(mut file: &File) -> bool {
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
         return false;
-    };
-    let Some(dir) = sys::path_from_bytes(bytes) else {
-        return true;
-    };
-    let plausible = name.to_str().is_some_and(|n| n.starts_with(NAME_PREFIX))
-        && dir.is_absolute()
-        && dir.file_name() == Some(name);
-    if !plausible {
+    }
+    if bytes.is_empty() {
         return true;
     }
-    match fs::symlink_metadata(&dir) {
-        Err(e) => e.kind() == ErrorKind::NotFound,
-        Ok(meta) if !meta.is_dir() || !sys::owned_by_current_user(&meta) => true,
-        Ok(_) => match remove_tree(&dir) {
-            Ok(()) => true,
-            Err(e) => e.kind() == ErrorKind::NotFound,
-        },
+    let recorded = slot::parse(&bytes);
+    let mut done = true;
+    if let Some(id) = &recorded.id {
+        for base in &recorded.bases {
+            done &= sweep_base(base, id, &recorded.kept);
+        }
     }
+    // Something could not be removed: keep the record so that the next sweep tries again.
+    done && file.set_len(0).is_ok()
+}
+
+/// Removes the directories of the owner `id` in `base`, except the `kept` ones; returns
+/// whether none is left.
+fn sweep_base(base: &Path, id: &str, kept: &[OsString]) -> bool {
+    let entries = match fs::read_dir(base) {
+        Ok(entries) => entries,
+        Err(e) => return e.kind() == ErrorKind::NotFound,
+    };
+    let mut done = true;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|n| names::is_made_by(n, id)) || kept.contains(&name) {
+            continue;
+        }
+        let dir = entry.path();
+        let removable = fs::symlink_metadata(&dir)
+            .is_ok_and(|meta| meta.is_dir() && sys::owned_by_current_user(&meta));
+        if removable {
+            if let Err(e) = remove_tree(&dir) {
+                done &= e.kind() == ErrorKind::NotFound;
+            }
+        }
+    }
+    done
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::file_lock::{self, LockMode};
     use std::path::PathBuf;
 
     /// A scratch directory that the test removes itself (not an `IsolatedDir`, whose
@@ -126,10 +109,8 @@ mod tests {
 
     impl Scratch {
         fn new(what: &str) -> Scratch {
-            let dir = std::env::temp_dir().join(format!(
-                "isofix-unit-{what}-{}",
-                uuid::Uuid::new_v4().simple()
-            ));
+            let dir =
+                std::env::temp_dir().join(format!("isofix-unit-{what}-{}", names::random_id()));
             sys::create_private_dir(&dir).unwrap();
             Scratch(dir)
         }
@@ -141,114 +122,110 @@ mod tests {
         }
     }
 
-    /// Writes an owner `id` into `owners`, with one record per `(record name, content)`.
-    fn owner(owners: &Path, id: &str, records: &[(&str, &Path)]) -> PathBuf {
-        let lock = owners.join(format!("{id}{LOCK_SUFFIX}"));
-        File::create(&lock).unwrap();
-        fs::create_dir(owners.join(id)).unwrap();
-        for (name, content) in records {
-            fs::write(
-                owners.join(id).join(name),
-                sys::path_to_bytes(content).unwrap(),
-            )
-            .unwrap();
+    /// Writes slot `n` as an owner that recorded `bases` left it; returns its path and the
+    /// owner's id.
+    fn owner(owners: &Path, n: u32, bases: &[&Path]) -> (PathBuf, String) {
+        let id = names::random_id();
+        let mut bytes = slot::id_entry(&id);
+        for base in bases {
+            bytes.extend(slot::base_entry(base));
         }
-        lock
+        let path = owners.join(format!("{n}{}", slot::SUFFIX));
+        fs::write(&path, bytes).unwrap();
+        (path, id)
     }
 
-    fn isolated(base: &Path, tag: &str) -> PathBuf {
-        let dir = base.join(format!("{NAME_PREFIX}{tag}"));
+    /// Makes directory number `n` of the owner `id` in `base`, with a file in it.
+    fn isolated(base: &Path, id: &str, n: u64) -> PathBuf {
+        let dir = base.join(names::dir_name(Some("t"), id, n));
         fs::create_dir(&dir).unwrap();
         fs::write(dir.join("data"), "x").unwrap();
         dir
     }
 
+    fn len(path: &Path) -> u64 {
+        fs::metadata(path).unwrap().len()
+    }
+
     #[test]
-    fn removes_a_dead_owners_directories_and_entry() {
+    fn removes_a_dead_owners_directories_but_not_those_it_kept() {
         let owners = Scratch::new("owners");
-        let base = Scratch::new("base");
-        let dir = isolated(&base.0, "dead");
-        let lock = owner(&owners.0, "dead", &[("isofix-dead", &dir)]);
+        let (a, b) = (Scratch::new("base-a"), Scratch::new("base-b"));
+        let id = names::random_id();
+        let dead = [isolated(&a.0, &id, 0), isolated(&b.0, &id, 1)];
+        let kept = isolated(&a.0, &id, 2);
+        let others = isolated(&a.0, &names::random_id(), 0);
+        let mut bytes = slot::id_entry(&id);
+        bytes.extend(slot::base_entry(&a.0));
+        bytes.extend(slot::base_entry(&b.0));
+        bytes.extend(slot::kept_entry(kept.file_name().unwrap()));
+        let path = owners.0.join(format!("3{}", slot::SUFFIX));
+        fs::write(&path, bytes).unwrap();
 
-        sweep(&owners.0);
+        let (free, next) = sweep(&owners.0);
 
-        assert!(!dir.exists());
-        assert!(!lock.exists());
-        assert!(!owners.0.join("dead").exists());
+        assert!(dead.iter().all(|d| !d.exists()), "{dead:?}");
+        assert!(kept.join("data").exists());
+        assert!(others.join("data").exists());
+        assert_eq!(len(&path), 0, "the slot is emptied");
+        assert!(free.is_some(), "and handed out");
+        assert_eq!(next, 4);
     }
 
     #[test]
     fn leaves_a_live_owner_alone() {
         let owners = Scratch::new("owners");
         let base = Scratch::new("base");
-        let dir = isolated(&base.0, "live");
-        let lock = owner(&owners.0, "live", &[("isofix-live", &dir)]);
+        let (path, id) = owner(&owners.0, 0, &[&base.0]);
+        let dir = isolated(&base.0, &id, 0);
         // A separate open file description conflicts with the sweeper's even in-process.
-        let held = File::open(&lock).unwrap();
+        let held = fs::File::open(&path).unwrap();
         assert!(file_lock::try_lock(&held, LockMode::Exclusive).unwrap());
+        let before = len(&path);
 
-        sweep(&owners.0);
+        let (free, next) = sweep(&owners.0);
 
         assert!(dir.join("data").exists());
-        assert!(owners.0.join("live").join("isofix-live").exists());
-        assert!(lock.exists());
+        assert_eq!(len(&path), before);
+        assert!(free.is_none());
+        assert_eq!(next, 1);
     }
 
     #[test]
-    fn never_follows_or_removes_what_a_record_merely_names() {
+    fn never_follows_or_removes_what_merely_has_the_name() {
         let owners = Scratch::new("owners");
         let base = Scratch::new("base");
-        let victim = base.0.join("victim");
-        fs::create_dir(&victim).unwrap();
-        fs::write(victim.join("precious"), "x").unwrap();
-        let wrong_prefix = base.0.join("victim-2");
-        fs::create_dir(&wrong_prefix).unwrap();
-        let renamed = isolated(&base.0, "real");
-        let mut records: Vec<(&str, &Path)> = vec![
-            // Name and path disagree.
-            ("isofix-other", &renamed),
-            // Not an isofix name at all.
-            ("victim-2", &wrong_prefix),
-        ];
+        let victim = Scratch::new("victim");
+        fs::write(victim.0.join("precious"), "x").unwrap();
+        let relative = Path::new("relative-base");
+        let (path, id) = owner(&owners.0, 0, &[&base.0, relative]);
+        let file = base.0.join(names::dir_name(Some("f"), &id, 0));
+        fs::write(&file, "not a directory").unwrap();
         #[cfg(unix)]
-        let link = base.0.join("isofix-link");
+        let link = base.0.join(names::dir_name(Some("l"), &id, 1));
         #[cfg(unix)]
-        {
-            std::os::unix::fs::symlink(&victim, &link).unwrap();
-            records.push(("isofix-link", &link));
-        }
-        let relative = Path::new("isofix-relative");
-        records.push(("isofix-relative", relative));
-        owner(&owners.0, "forged", &records);
+        std::os::unix::fs::symlink(&victim.0, &link).unwrap();
 
         sweep(&owners.0);
 
-        assert!(victim.join("precious").exists());
-        assert!(wrong_prefix.exists());
-        assert!(renamed.join("data").exists());
+        assert!(victim.0.join("precious").exists());
+        assert_eq!(fs::read_to_string(&file).unwrap(), "not a directory");
         #[cfg(unix)]
         assert!(fs::symlink_metadata(&link)
             .unwrap()
             .file_type()
             .is_symlink());
-        assert!(
-            !owners.0.join("forged").exists(),
-            "records that name nothing removable are dropped"
-        );
+        assert_eq!(len(&path), 0, "nothing removable is left to retry");
     }
 
     #[test]
-    fn removes_unlocked_temporary_lock_files_only() {
+    fn other_files_are_not_slots() {
         let owners = Scratch::new("owners");
-        let stale = owners.0.join(format!("stale{TEMP_SUFFIX}"));
-        let fresh = owners.0.join(format!("fresh{TEMP_SUFFIX}"));
-        File::create(&stale).unwrap();
-        let held = File::create(&fresh).unwrap();
-        assert!(file_lock::try_lock(&held, LockMode::Exclusive).unwrap());
-
-        sweep(&owners.0);
-
-        assert!(!stale.exists());
-        assert!(fresh.exists());
+        let notes = owners.0.join("notes.lock");
+        fs::write(&notes, "x").unwrap();
+        let (free, next) = sweep(&owners.0);
+        assert!(free.is_none());
+        assert_eq!(next, 0);
+        assert_eq!(fs::read_to_string(&notes).unwrap(), "x");
     }
 }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::error::{wrap, Context};
 use crate::common::private_dir::state_root;
+use crate::common::random::random_u64;
 use crate::sys;
 
 /// The socket's file name inside its directory.
@@ -22,8 +23,7 @@ impl SocketDir {
     pub(crate) fn new() -> io::Result<SocketDir> {
         let root = state_root()?;
         loop {
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            let dir = root.join(format!("u{}", &id[..16]));
+            let dir = root.join(format!("u{:016x}", random_u64()));
             match sys::create_private_dir(&dir) {
                 Ok(()) => {
                     let path = dir.join(SOCKET_NAME);

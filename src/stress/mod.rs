@@ -388,16 +388,9 @@ fn parse_seed(text: &str) -> Option<u64> {
     }
 }
 
-/// A seed nobody chose: std's randomly keyed hasher, mixed with the time.
+/// A seed nobody chose.
 fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
+    crate::common::random::random_u64()
 }
 
 /// SplitMix64's output function: spreads nearby inputs over the whole range.

@@ -411,3 +411,15 @@ pub(crate) fn group_alive(pgid: u32) -> bool {
         pgrp == Some(pgid) && !matches!(state, Some("Z" | "X"))
     })
 }
+
+// ---- Isolated directories (`src/dir/`) ----
+
+/// Registers `handler` to run when the process exits normally (`atexit(3)`: on return from
+/// `main` or on `exit(3)`, which `std::process::exit` calls; not on a signal or `abort`).
+/// Returns whether it was registered (the C library may run out of room for handlers).
+pub(crate) fn at_exit(handler: extern "C" fn()) -> bool {
+    // SAFETY: atexit only stores the pointer of a function that lives as long as the
+    // program and takes nothing; the handler itself must not unwind, which its callers
+    // ensure.
+    unsafe { libc::atexit(handler) == 0 }
+}

@@ -228,3 +228,11 @@ impl DirHandle {
         Ok(names)
     }
 }
+
+// ---- Isolated directories (`src/dir/`) ----
+
+/// Always `false`: std has no exit hook on Windows, so nothing is registered. What the
+/// handler would clean up is left for a later process (see `src/dir/registry.rs`).
+pub(crate) fn at_exit(_handler: extern "C" fn()) -> bool {
+    false
+}

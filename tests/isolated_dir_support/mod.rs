@@ -33,6 +33,29 @@ pub fn run_role(role: &str) {
             report(&a);
             report(&b);
         }
+        // Takes the names a second directory would get, so that it must skip them.
+        "squat" => {
+            let first = IsolatedDir::new().unwrap();
+            report(&first);
+            let name = first.path().to_str().unwrap();
+            let stem = name
+                .strip_suffix('0')
+                .expect("a process's first directory is number 0");
+            for n in ["1", "2"] {
+                let squatter = PathBuf::from(format!("{stem}{n}"));
+                std::fs::create_dir(&squatter).unwrap();
+                std::fs::write(squatter.join("mine"), "x").unwrap();
+                child::say(&format!("{PATH_PREFIX}{}", squatter.display()));
+            }
+            report(&IsolatedDir::new().unwrap());
+        }
+        // Creates a directory with a file in it, and leaks it: exits without dropping it.
+        "leak" => {
+            let dir = IsolatedDir::new().unwrap();
+            std::fs::write(dir.join("file"), "x").unwrap();
+            report(&dir);
+            std::mem::forget(dir);
+        }
         // Creates a directory and holds it until stdin is closed.
         "hold" => {
             let dir = IsolatedDir::new().unwrap();
@@ -129,6 +152,18 @@ pub fn spawn_in<K: AsRef<OsStr>, V: AsRef<OsStr>>(
     envs: &[(K, V)],
     cwd: Option<&Path>,
 ) -> Child {
+    let mut command = command(role, envs);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    Child::spawn(&mut command)
+}
+
+/// The command [`spawn`] runs, to adjust before [`Child::spawn`].
+pub fn command<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    role: &str,
+    envs: &[(K, V)],
+) -> std::process::Command {
     let mut command = child::command(ROLE_TEST, role);
     command
         .env_remove("ISOFIX_KEEP")
@@ -137,10 +172,7 @@ pub fn spawn_in<K: AsRef<OsStr>, V: AsRef<OsStr>>(
         .env_remove("NEXTEST_TEST_NAME")
         .env_remove("NEXTEST_EXECUTION_MODE")
         .envs(envs.iter().map(|(k, v)| (k, v)));
-    if let Some(cwd) = cwd {
-        command.current_dir(cwd);
-    }
-    Child::spawn(&mut command)
+    command
 }
 
 /// Asserts that this process removes directories on drop, as the tests expect.
