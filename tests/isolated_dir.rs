@@ -49,9 +49,14 @@ fn name_parts(path: &Path) -> (Option<String>, String) {
 
 /// The base that `IsolatedDir::new` uses in this process.
 fn default_base() -> PathBuf {
-    match std::env::var_os("ISOFIX_TMPDIR").filter(|v| !v.is_empty()) {
-        Some(base) => std::path::absolute(base).unwrap(),
-        None => std::path::absolute(std::env::temp_dir()).unwrap(),
+    let base = std::env::var_os("ISOFIX_TMPDIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(std::env::temp_dir, PathBuf::from);
+    // `std::path::absolute` is above the MSRV (1.79).
+    if base.is_absolute() {
+        base
+    } else {
+        std::env::current_dir().unwrap().join(base)
     }
 }
 

@@ -56,7 +56,13 @@ impl TheirDir {
         let path = std::env::temp_dir().join(format!("isofix-hostile-{}", uuid::Uuid::new_v4()));
         fs::create_dir(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-        std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+        // `std::os::unix::fs::chown` is above the MSRV (1.73).
+        let owner = format!("{NOBODY}:{NOBODY}");
+        let chowned = std::process::Command::new("chown")
+            .arg(owner)
+            .arg(&path)
+            .status();
+        assert!(chowned.unwrap().success(), "chown {}", path.display());
         TheirDir(path)
     }
 }

@@ -36,7 +36,7 @@ fn iteration(it: Iteration, group: &str, shared: &Path) -> io::Result<()> {
     let mut got = [0; 8];
     conn.read_exact(&mut got)?;
     if got != sent {
-        return Err(io::Error::other(format!(
+        return Err(other(format!(
             "port {}: read {got:?}, sent {sent:?}",
             srv.port()
         )));
@@ -46,7 +46,7 @@ fn iteration(it: Iteration, group: &str, shared: &Path) -> io::Result<()> {
     let file = dir.join("data");
     fs::write(&file, sent)?;
     if fs::read(&file)? != sent {
-        return Err(io::Error::other(format!(
+        return Err(other(format!(
             "{} was changed by someone else",
             file.display()
         )));
@@ -59,7 +59,7 @@ fn iteration(it: Iteration, group: &str, shared: &Path) -> io::Result<()> {
         .write(true)
         .create_new(true)
         .open(&marker)
-        .map_err(|e| io::Error::other(format!("two holders of {group:?} at once: {e}")))?;
+        .map_err(|e| other(format!("two holders of {group:?} at once: {e}")))?;
     fs::remove_file(&marker)
 }
 
@@ -119,4 +119,9 @@ fn ports_dirs_and_groups_hold_under_stress_across_threads_and_processes() {
         finished.assert_success();
     }
     report.assert_clean();
+}
+
+/// `io::Error::other`, which is stable only since 1.74, above the MSRV.
+fn other(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::Other, message)
 }

@@ -109,7 +109,10 @@ fn use_dir(dir: &Path, worker: usize) -> io::Result<()> {
     std::fs::write(&file, &mine)?;
     let read = std::fs::read_to_string(&file)?;
     if read != mine {
-        return Err(io::Error::other(format!("read {read:?}, wrote {mine:?}")));
+        return Err(io::Error::new(
+            io::ErrorKind::Other,
+            format!("read {read:?}, wrote {mine:?}"),
+        ));
     }
     std::fs::remove_dir_all(dir)
 }
