@@ -38,7 +38,7 @@ enum Command {
     /// line, why it flakes and the one-line isofix change.
     Lint(lint::LintArgs),
     /// Write (or --check) nextest test groups in .config/nextest.toml that match the
-    /// workspace's #[serial_group] attributes.
+    /// workspace's serial_group attributes.
     NextestGroups(groups::GroupsArgs),
     /// Run the flake demo: classic flaky patterns next to their isofix versions.
     Demo,

@@ -4,7 +4,7 @@
 /// What one test did in one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestResult {
-    /// The test binary: nextest's binary id, or `cargo test`'s "Running <target>" label.
+    /// The test binary: nextest's binary id, or `cargo test`'s `Running <target>` label.
     pub binary: String,
     pub name: String,
     pub passed: bool,

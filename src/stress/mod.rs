@@ -150,7 +150,7 @@ impl Stress {
         self
     }
 
-    /// How many threads (tasks, for [`run_async`](Stress::run_async)) run the body at
+    /// How many threads (tasks, for `run_async`) run the body at
     /// once; at least 1.
     ///
     /// ```
