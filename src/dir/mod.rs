@@ -121,6 +121,8 @@ const NAME_ATTEMPTS: usize = 64;
 /// process. Kept directories are recorded as such and never swept. A process that exits
 /// normally with none of its directories left empties its slot (on Unix), so that the
 /// next process has nothing to sweep.
+/// [`sweep_stale`](IsolatedDir::sweep_stale) runs the sweep now and says what it removed
+/// (`cargo isofix clean`), and [`list_stale`](IsolatedDir::list_stale) only lists.
 ///
 /// # Examples
 ///

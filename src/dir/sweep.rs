@@ -18,8 +18,8 @@
 //! bits — is in no other process's names.
 //!
 //! Sweepers run concurrently in many processes. The slot's lock serialises them per slot; a directory or file that another sweeper removed first (`NotFound`) counts as
-//! removed. Every error is ignored: the sweep is housekeeping, and what it cannot remove
-//! now stays recorded for the next one.
+//! removed. Errors are ignored (`sweep_stale` reports removal errors): the sweep is
+//! housekeeping, and what it cannot remove now stays recorded for the next one.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -43,7 +43,7 @@ pub(crate) enum Report<'a> {
     Quiet,
     /// Each directory with the outcome of its removal.
     Removed(&'a mut Vec<(PathBuf, io::Result<()>)>),
-    /// Each directory, left in place: a dry run, which empties no slot and returns none.
+    /// Each directory, left in place: a dry run, which empties no slot.
     Listed(&'a mut Vec<PathBuf>),
 }
 
