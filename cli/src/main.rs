@@ -4,7 +4,9 @@
 mod cargo;
 mod catalogue;
 mod classify;
+mod clean;
 mod groups;
+mod holders;
 mod lint;
 mod results;
 mod stress;
@@ -40,6 +42,12 @@ enum Command {
     /// Write (or --check) nextest test groups in .config/nextest.toml that match the
     /// workspace's serial_group attributes.
     NextestGroups(groups::GroupsArgs),
+    /// List who holds or waits for which serial groups right now: pid, state, mode, age,
+    /// group and test.
+    Holders(holders::HoldersArgs),
+    /// Remove the isolated directories that crashed or killed test processes left behind;
+    /// never anything of a live process.
+    Clean(clean::CleanArgs),
     /// Run the flake demo: classic flaky patterns next to their isofix versions.
     Demo,
 }
@@ -56,6 +64,8 @@ fn main() -> ExitCode {
         Command::Stress(args) => stress::run(args).map_err(std::io::Error::other),
         Command::Lint(args) => lint::run(args).map_err(std::io::Error::other),
         Command::NextestGroups(args) => groups::run(args).map_err(std::io::Error::other),
+        Command::Holders(args) => holders::run(args),
+        Command::Clean(args) => clean::run(args),
         Command::Demo => isofix_demo::run().map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {

@@ -121,6 +121,8 @@ const NAME_ATTEMPTS: usize = 64;
 /// process. Kept directories are recorded as such and never swept. A process that exits
 /// normally with none of its directories left empties its slot (on Unix), so that the
 /// next process has nothing to sweep.
+/// [`sweep_stale`](IsolatedDir::sweep_stale) runs the sweep now and says what it removed
+/// (`cargo isofix clean`), and [`list_stale`](IsolatedDir::list_stale) only lists.
 ///
 /// # Examples
 ///
@@ -373,6 +375,80 @@ impl IsolatedDir {
                 hint,
             )
         })
+    }
+
+    /// Removes now the isolated directories that processes which died without unwinding
+    /// left behind — the sweep described under *Cleanup after a crash*, which otherwise
+    /// runs before a process's first isolated directory — and returns each directory with
+    /// the outcome of its removal. A live process's directories are never touched, nor
+    /// anything that is not a real directory of this user named by isofix for the dead
+    /// process. What cannot be removed stays recorded for a later sweep.
+    ///
+    /// `cargo isofix clean` runs this.
+    ///
+    /// # Errors
+    ///
+    /// Fails, naming it, when the registry directory cannot be created or is not private to
+    /// this user. Each directory's own removal error is in its entry, naming its path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use isofix::IsolatedDir;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// for (path, removed) in IsolatedDir::sweep_stale()? {
+    ///     match removed {
+    ///         Ok(()) => println!("removed {}", path.display()),
+    ///         Err(e) => eprintln!("{e}"),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sweep_stale() -> io::Result<Vec<(PathBuf, io::Result<()>)>> {
+        let mut found = Vec::new();
+        sweep::sweep_reporting(&registry::owners_dir()?, sweep::Report::Removed(&mut found));
+        Ok(found
+            .into_iter()
+            .map(|(path, removed)| {
+                let removed = removed.map_err(|e| {
+                    wrap(
+                        e,
+                        format_args!("remove stale isolated directory {}", path.display()),
+                        "check what is in it and who owns it, then remove it by hand",
+                    )
+                });
+                (path, removed)
+            })
+            .collect())
+    }
+
+    /// The isolated directories that [`sweep_stale`](IsolatedDir::sweep_stale) would
+    /// remove now, left in place: those of processes that died without unwinding.
+    ///
+    /// `cargo isofix clean --dry-run` runs this.
+    ///
+    /// # Errors
+    ///
+    /// Fails, naming it, when the registry directory cannot be created or is not private to
+    /// this user.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use isofix::IsolatedDir;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let live = IsolatedDir::new()?;
+    /// assert!(!IsolatedDir::list_stale()?.contains(&live.path().to_owned()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn list_stale() -> io::Result<Vec<PathBuf>> {
+        let mut found = Vec::new();
+        sweep::sweep_reporting(&registry::owners_dir()?, sweep::Report::Listed(&mut found));
+        Ok(found)
     }
 
     /// Why the directory is kept if dropped now, if it is.

@@ -162,7 +162,7 @@ fn warn_once(err: io::Error) {
 /// machine can take milliseconds — as much as the rest of a short test process's own
 /// file work. In memory (tmpfs) it costs microseconds. A user who set `TMPDIR` chose where
 /// temporary state goes, and gets it there.
-fn owners_dir() -> io::Result<PathBuf> {
+pub(crate) fn owners_dir() -> io::Result<PathBuf> {
     let root = match memory_root() {
         Some(root) => {
             ensure_private_dir_cached(&root, "TMPDIR")?;

@@ -1,6 +1,9 @@
 //! Removing the isolated directories of processes that died without unwinding.
 //!
-//! Runs once per process, before its first isolated directory. For every slot of the
+//! Runs once per process, before its first isolated directory, and on demand
+//! ([`IsolatedDir::sweep_stale`](super::IsolatedDir::sweep_stale), which reports what it
+//! removes, and [`IsolatedDir::list_stale`](super::IsolatedDir::list_stale), which only
+//! lists it). For every slot of the
 //! registry that it can lock (so its last owner is gone) and that is not empty (so the
 //! owner left directories behind, or died before it could say it had not), it lists each
 //! base the owner recorded and removes the entries that are the owner's directories — and
@@ -15,13 +18,13 @@
 //! bits — is in no other process's names.
 //!
 //! Sweepers run concurrently in many processes. The slot's lock serialises them per slot; a directory or file that another sweeper removed first (`NotFound`) counts as
-//! removed. Every error is ignored: the sweep is housekeeping, and what it cannot remove
-//! now stays recorded for the next one.
+//! removed. Errors are ignored (`sweep_stale` reports removal errors): the sweep is
+//! housekeeping, and what it cannot remove now stays recorded for the next one.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{ErrorKind, Read};
-use std::path::Path;
+use std::io::{self, ErrorKind, Read};
+use std::path::{Path, PathBuf};
 
 use super::names;
 use super::remove::remove_tree;
@@ -31,6 +34,21 @@ use crate::sys;
 /// Sweeps every free slot in `owners`. Returns the first free slot found empty or emptied,
 /// still locked, for the caller to take, and the number a new slot would get.
 pub(crate) fn sweep(owners: &Path) -> (Option<File>, u32) {
+    sweep_reporting(owners, Report::Quiet)
+}
+
+/// Where a sweep reports the dead owners' directories it finds.
+pub(crate) enum Report<'a> {
+    /// Nowhere: the sweep before a process's first directory.
+    Quiet,
+    /// Each directory with the outcome of its removal.
+    Removed(&'a mut Vec<(PathBuf, io::Result<()>)>),
+    /// Each directory, left in place: a dry run, which empties no slot.
+    Listed(&'a mut Vec<PathBuf>),
+}
+
+/// [`sweep`], reporting the directories found in `report`.
+pub(crate) fn sweep_reporting(owners: &Path, mut report: Report<'_>) -> (Option<File>, u32) {
     let mut free = None;
     let mut next = 0;
     let Ok(entries) = fs::read_dir(owners) else {
@@ -44,7 +62,7 @@ pub(crate) fn sweep(owners: &Path) -> (Option<File>, u32) {
         let Some(file) = slot::lock_if_free(&entry.path()) else {
             continue;
         };
-        if sweep_slot(&file) && free.is_none() {
+        if sweep_slot(&file, &mut report) && free.is_none() {
             free = Some(file);
         }
     }
@@ -52,8 +70,8 @@ pub(crate) fn sweep(owners: &Path) -> (Option<File>, u32) {
 }
 
 /// Removes the directories the last owner of the (locked) slot `file` left, and empties
-/// it; returns whether it is empty now.
-fn sweep_slot(mut file: &File) -> bool {
+/// it; returns whether it is empty now. A dry run removes nothing and returns `false`.
+fn sweep_slot(mut file: &File, report: &mut Report<'_>) -> bool {
     let mut bytes = Vec::new();
     if file.read_to_end(&mut bytes).is_err() {
         return false;
@@ -65,8 +83,11 @@ fn sweep_slot(mut file: &File) -> bool {
     let mut done = true;
     if let Some(id) = &recorded.id {
         for base in &recorded.bases {
-            done &= sweep_base(base, id, &recorded.kept);
+            done &= sweep_base(base, id, &recorded.kept, report);
         }
+    }
+    if let Report::Listed(_) = report {
+        return false;
     }
     // Something could not be removed: keep the record so that the next sweep tries again.
     done && file.set_len(0).is_ok()
@@ -74,7 +95,7 @@ fn sweep_slot(mut file: &File) -> bool {
 
 /// Removes the directories of the owner `id` in `base`, except the `kept` ones; returns
 /// whether none is left.
-fn sweep_base(base: &Path, id: &str, kept: &[OsString]) -> bool {
+fn sweep_base(base: &Path, id: &str, kept: &[OsString], report: &mut Report<'_>) -> bool {
     let entries = match fs::read_dir(base) {
         Ok(entries) => entries,
         Err(e) => return e.kind() == ErrorKind::NotFound,
@@ -88,9 +109,24 @@ fn sweep_base(base: &Path, id: &str, kept: &[OsString]) -> bool {
         let dir = entry.path();
         let removable = fs::symlink_metadata(&dir)
             .is_ok_and(|meta| meta.is_dir() && sys::owned_by_current_user(&meta));
-        if removable {
-            if let Err(e) = remove_tree(&dir) {
-                done &= e.kind() == ErrorKind::NotFound;
+        if !removable {
+            continue;
+        }
+        let removed = match report {
+            Report::Listed(found) => {
+                found.push(dir);
+                continue;
+            }
+            _ => remove_tree(&dir),
+        };
+        match removed {
+            // Another sweeper was first.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            removed => {
+                done &= removed.is_ok();
+                if let Report::Removed(found) = report {
+                    found.push((dir, removed));
+                }
             }
         }
     }
@@ -170,6 +206,30 @@ mod tests {
         assert_eq!(len(&path), 0, "the slot is emptied");
         assert!(free.is_some(), "and handed out");
         assert_eq!(next, 4);
+    }
+
+    #[test]
+    fn a_dry_run_lists_what_a_sweep_then_removes_and_reports() {
+        let owners = Scratch::new("owners");
+        let base = Scratch::new("base");
+        let (path, id) = owner(&owners.0, 0, &[&base.0]);
+        let dir = isolated(&base.0, &id, 0);
+        let before = len(&path);
+
+        let mut listed = Vec::new();
+        let (free, _) = sweep_reporting(&owners.0, Report::Listed(&mut listed));
+        assert_eq!(listed, std::slice::from_ref(&dir));
+        assert!(dir.join("data").exists(), "a dry run removes nothing");
+        assert_eq!(len(&path), before, "nor empties the slot");
+        assert!(free.is_none());
+
+        let mut removed = Vec::new();
+        sweep_reporting(&owners.0, Report::Removed(&mut removed));
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].0, dir);
+        assert!(removed[0].1.is_ok(), "{removed:?}");
+        assert!(!dir.exists());
+        assert_eq!(len(&path), 0);
     }
 
     #[test]

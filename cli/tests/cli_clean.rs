@@ -1,0 +1,80 @@
+//! `cargo isofix clean` end to end: a child that made an isolated directory and was killed
+//! with `SIGKILL` left it behind; `clean --dry-run` lists it, `clean` removes it, and a live
+//! child's directory stays until that child is gone too.
+
+#![cfg(unix)]
+
+mod support;
+
+use std::path::Path;
+
+use support::{cli, play_role, private_dir, stdout, Child};
+
+const TEST: &str = "removes_the_directories_of_killed_processes_only";
+
+#[test]
+fn removes_the_directories_of_killed_processes_only() {
+    if play_role() {
+        return;
+    }
+    let root = private_dir("clean");
+    let (tmp, base) = (root.join("tmp"), root.join("base"));
+    for dir in [&tmp, &base] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    // The registry of owners lives under TMPDIR: the test's own.
+    let env = [("TMPDIR", tmp.as_path()), ("ISOFIX_TMPDIR", base.as_path())];
+    let clean = |args: &[&str]| {
+        let out = cli(args, &env);
+        assert!(out.status.success(), "{out:?}");
+        stdout(&out)
+    };
+
+    // The live child first: a process's first isolated directory sweeps the dead ones'.
+    let mut live = Child::spawn(TEST, "dir", &env);
+    let live_dir = live.ready();
+    let mut dead = Child::spawn(TEST, "dir", &env);
+    let dead_dir = dead.ready();
+    dead.kill();
+    for dir in [&dead_dir, &live_dir] {
+        assert!(Path::new(dir).is_dir(), "{dir}");
+        assert!(dir.starts_with(base.to_str().unwrap()), "{dir}");
+    }
+
+    let listed = clean(&["clean", "--dry-run"]);
+    assert!(
+        listed.contains(&format!("would remove {dead_dir}\n")),
+        "{listed}"
+    );
+    assert!(!listed.contains(&live_dir), "{listed}");
+    assert!(
+        listed.contains("1 stale isolated directory would be removed"),
+        "{listed}"
+    );
+    assert!(Path::new(&dead_dir).is_dir(), "a dry run removes nothing");
+
+    let removed = clean(&["clean"]);
+    assert!(
+        removed.contains(&format!("removed {dead_dir}\n")),
+        "{removed}"
+    );
+    assert!(!removed.contains(&live_dir), "{removed}");
+    assert!(!Path::new(&dead_dir).exists());
+    assert!(
+        Path::new(&live_dir).is_dir(),
+        "a live process's directory stays"
+    );
+    assert!(
+        clean(&["clean"]).contains("No stale isolated directory removed"),
+        "nothing is left to remove"
+    );
+
+    live.kill();
+    let removed = clean(&["clean"]);
+    assert!(
+        removed.contains(&format!("removed {live_dir}\n")),
+        "{removed}"
+    );
+    assert!(!Path::new(&live_dir).exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
