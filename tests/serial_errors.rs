@@ -278,18 +278,7 @@ fn waits_then_gets(test: &str, group: &str, role: &[&str], envs: &[(&str, &str)]
     let mut envs = envs.to_vec();
     envs.push(("ISOFIX_WAIT_WARN_SECS", "0"));
     let mut child = spawn(test, role, &envs);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            child.read_stderr_line(&mut line),
-            "the child never waited: {:?}",
-            child.finish()
-        );
-        if line.contains("has waited") {
-            break;
-        }
-    }
+    serial_support::until_waiting(&mut child);
     drop(held);
     let said = child.read_marked();
     child.finish().assert_success();

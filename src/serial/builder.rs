@@ -316,6 +316,7 @@ impl Plan {
         let failed = |e| failed(e, &self.dir, name, self.mode);
         let test = self.test.as_deref();
         if let Some(locks) = attempt.step(&self.dir, stem).map_err(failed)? {
+            self.dir.still_there()?;
             let line = records::line(State::Held, &self.mode.record(locks.slot_index), stem, test);
             let own = Arc::new(self.dir.record(&line).map_err(failed)?);
             let (name, stem) = (name.to_owned(), stem.to_owned());
@@ -341,6 +342,8 @@ impl Plan {
 
 /// Turns a waiting request that got its locks into a held group.
 fn finish(req: &Request, locks: Locks, own: Arc<Record>) -> io::Result<Held> {
+    // Waiting took long enough for the directory to be removed; `locks` go on failure.
+    req.dir.still_there()?;
     let line = records::line(
         State::Held,
         &req.mode.record(locks.slot_index),
@@ -364,6 +367,10 @@ fn finish(req: &Request, locks: Locks, own: Arc<Record>) -> io::Result<Held> {
 fn failed(e: io::Error, dir: &LockDir, name: &str, mode: Mode) -> io::Error {
     if e.get_ref().is_some() && e.raw_os_error().is_none() {
         return e;
+    }
+    // Files cannot be made in a directory that was removed under the request.
+    if let Err(removed) = dir.still_there() {
+        return removed;
     }
     let hint = if sys::is_out_of_descriptors(&e) {
         format!(

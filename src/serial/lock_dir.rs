@@ -10,8 +10,8 @@
 //! handle and this process's record file); a directory in use by a held guard stays open
 //! until the guard drops. Each process remembers the identity of every lock directory it
 //! used: one that is removed or replaced while the process runs fails every later request
-//! in it, instead of silently starting a second lock space beside the locks still held in
-//! the removed one.
+//! in it, and every request that was waiting in it once it gets its locks, instead of
+//! silently starting a second lock space beside the locks still held in the removed one.
 
 use std::fs::File;
 use std::io::{self, ErrorKind};
@@ -140,7 +140,9 @@ impl LockDir {
     }
 
     /// Fails if the directory was removed or replaced since it was opened (`lstat(2)`).
-    fn still_there(&self) -> io::Result<()> {
+    /// Checked before a request and again once it holds its locks: a request that waited
+    /// while the directory was removed holds a lock that no longer excludes newcomers.
+    pub(crate) fn still_there(&self) -> io::Result<()> {
         match std::fs::symlink_metadata(&self.versioned) {
             Ok(meta) if sys::file_identity(&meta) == self.identity => Ok(()),
             Ok(_) => Err(removed(&self.path, "replaced by another directory")),

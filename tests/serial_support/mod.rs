@@ -130,6 +130,17 @@ pub fn said(test: &str, role: &[&str], envs: &[(&str, &str)]) -> String {
     said
 }
 
+/// Blocks until `child`, started with `ISOFIX_WAIT_WARN_SECS=0`, warns that it waits.
+pub fn until_waiting(child: &mut Child) {
+    let mut line = String::new();
+    while !line.contains("has waited") {
+        line.clear();
+        if !child.read_stderr_line(&mut line) {
+            panic!("the child ended without waiting");
+        }
+    }
+}
+
 /// Polls `future` once, without an executor (its waker does nothing).
 pub fn poll_once<F: std::future::Future>(
     future: std::pin::Pin<&mut F>,
