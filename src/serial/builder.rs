@@ -158,15 +158,22 @@ impl SerialBuilder {
     }
 
     /// Takes every group, blocking the calling thread until it holds them all (or the
-    /// timeout passes). A group this thread already holds is shared with the outer guard
-    /// and stays held until the last guard drops; asking exclusively for a group the thread
-    /// holds shared fails at once with [`ErrorKind::WouldBlock`] instead of waiting for
-    /// itself.
+    /// timeout passes).
+    ///
+    /// Like a [`Mutex`](std::sync::Mutex), a guard is not reentrant: asking again for a
+    /// group that a guard of this thread holds waits for that guard (its timeout applies),
+    /// because the guard may have moved to another thread or be held across `.await` by
+    /// a task that now runs elsewhere. Only the hold of a `#[serial_group]` function,
+    /// which cannot leave its stack frame, nests: inside it, a request for one of its
+    /// groups is shared with it (counted; the group stays held until the last guard
+    /// drops); asking exclusively for a group it holds shared fails at once with
+    /// [`ErrorKind::WouldBlock`] instead of waiting for itself. Shared requests never wait
+    /// for shared holds of their own process (see [`shared`](Self::shared)).
     ///
     /// ```
     /// # fn main() -> std::io::Result<()> {
-    /// let outer = isofix::SerialGuard::group("doc-acquire").acquire()?;
-    /// let inner = isofix::SerialGuard::group("doc-acquire").shared().acquire()?; // nested: fine
+    /// let outer = isofix::SerialGuard::group("doc-acquire").shared().acquire()?;
+    /// let inner = isofix::SerialGuard::group("doc-acquire").shared().acquire()?; // readers: fine
     /// drop(outer);
     /// drop(inner); // released here
     /// # Ok(())
@@ -174,7 +181,22 @@ impl SerialBuilder {
     /// ```
     #[track_caller]
     pub fn acquire(self) -> io::Result<SerialGuard> {
-        let plan = self.plan(Location::caller())?;
+        self.acquire_blocking(None, Location::caller())
+    }
+
+    /// [`acquire`](Self::acquire) for the guard of a `#[serial_group]` frame, which later
+    /// requests of this thread nest on (see [`super::nesting::reenter`]).
+    #[track_caller]
+    pub(crate) fn acquire_frame(self) -> io::Result<SerialGuard> {
+        self.acquire_blocking(Some(Arc::new(())), Location::caller())
+    }
+
+    fn acquire_blocking(
+        self,
+        frame: Option<Arc<()>>,
+        location: &'static Location<'static>,
+    ) -> io::Result<SerialGuard> {
+        let plan = self.plan(location)?;
         let mut held = Vec::with_capacity(plan.groups.len());
         for (name, stem) in &plan.groups {
             if let Some(outer) = nesting::reenter(&plan.dir, stem, plan.mode)? {
@@ -189,9 +211,9 @@ impl SerialBuilder {
                     finish(&req, locks, own)?
                 }
             };
-            held.push(nesting::register(got, false));
+            held.push(nesting::register(got, frame.as_ref()));
         }
-        Ok(SerialGuard::new(held, plan.names(), plan.mode))
+        Ok(SerialGuard::new(held, plan.names(), plan.mode, frame))
     }
 
     /// Takes every group without blocking the async runtime, on any executor: a request
@@ -199,9 +221,8 @@ impl SerialBuilder {
     /// thread. Dropping the future before it completes gives the request up at once (it
     /// leaves the group's queue) and leaves nothing held.
     ///
-    /// Async acquisitions are not nested the way [`acquire`](Self::acquire) nests them
-    /// (tasks move between threads): a task asking exclusively for a group it holds waits
-    /// for itself, until its timeout if it has one.
+    /// Async acquisitions never nest (tasks move between threads): a task asking
+    /// exclusively for a group it holds waits for itself, until its timeout if it has one.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -229,9 +250,9 @@ impl SerialBuilder {
                         finish(&req, locks, own)?
                     }
                 };
-                held.push(nesting::register(got, true));
+                held.push(nesting::register(got, None));
             }
-            Ok(SerialGuard::new(held, plan.names(), plan.mode))
+            Ok(SerialGuard::new(held, plan.names(), plan.mode, None))
         }
     }
 

@@ -15,7 +15,10 @@ use super::protocol::Mode;
 /// Exclusive ([`lock`](Self::lock)), shared ([`shared`](Self::shared)) or at most N at
 /// once ([`SerialBuilder::max_holders`]). The kernel releases the locks when the holder
 /// exits, even by `SIGKILL`, and a panicking test releases them as it unwinds. The guard is
-/// `Send`: it may move to another thread or be held across `.await`.
+/// `Send`: it may move to another thread or be held across `.await`. For that reason it
+/// is not reentrant, as a [`Mutex`](std::sync::Mutex) is not: a second request for a group
+/// it holds waits for it, on any thread (see [`SerialBuilder::acquire`] for the one
+/// exception, `#[serial_group]` functions).
 ///
 /// ```
 /// use isofix::SerialGuard;
@@ -31,11 +34,24 @@ pub struct SerialGuard {
     held: Vec<Arc<Held>>,
     groups: Vec<String>,
     mode: Mode,
+    /// The token of a `#[serial_group]` frame's guard, which requests of its thread nest
+    /// on while it lives.
+    _frame: Option<Arc<()>>,
 }
 
 impl SerialGuard {
-    pub(crate) fn new(held: Vec<Arc<Held>>, groups: Vec<String>, mode: Mode) -> Self {
-        Self { held, groups, mode }
+    pub(crate) fn new(
+        held: Vec<Arc<Held>>,
+        groups: Vec<String>,
+        mode: Mode,
+        frame: Option<Arc<()>>,
+    ) -> Self {
+        Self {
+            held,
+            groups,
+            mode,
+            _frame: frame,
+        }
     }
 
     /// Holds `group` alone, blocking until no one else holds it.

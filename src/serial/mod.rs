@@ -30,9 +30,11 @@
 //! - **Fairness**: a waiting exclusive request is not starved by new shared holders of
 //!   other processes; waiting requests queue on a gate lock.
 //! - **Order**: several groups are taken in one canonical order (sorted by name).
-//! - **Nesting**: a thread may take a group it holds again (counted; released when the last
-//!   guard drops), except exclusively while it holds it shared, which fails at once with
-//!   [`std::io::ErrorKind::WouldBlock`].
+//! - **Nesting**: guards are not reentrant (they are `Send`): a second request for a group
+//!   a guard holds waits for it, as a `Mutex` would. Inside a `#[serial_group]` function,
+//!   whose hold cannot move, requests of its thread for its groups nest on it (counted;
+//!   released when the last guard drops), except exclusively while it holds them shared,
+//!   which fails at once with [`std::io::ErrorKind::WouldBlock`].
 //! - **Waiting**: without a timeout a request blocks in the kernel; with one, or async,
 //!   it polls every 2 ms at most and leaves the queue as soon as it gives up.
 //! - **Bounds**: at most 24 descriptors and 1 thread of isofix's own besides the groups
