@@ -159,8 +159,11 @@ fn the_sweep_removes_only_stale_record_files_of_this_user() {
     }
     let outside = scratch.path().join("precious");
     fs::write(&outside, "keep").unwrap();
+    // A dead process's file has lines; an empty new one may be one that its process has
+    // just created and is about to lock.
     let stale = "5-0000000000000005-0.rec";
-    fs::write(holders.join(stale), "").unwrap();
+    fs::write(holders.join(stale), "- pid=5\n").unwrap();
+    fs::write(holders.join("7-0000000000000007-0.rec"), "").unwrap();
     fs::write(holders.join("notes.txt"), "").unwrap();
     fs::write(holders.join("1-0000000000000001-0"), "").unwrap();
     symlink(&outside, holders.join("2-0000000000000002-0.rec")).unwrap();
@@ -175,6 +178,7 @@ fn the_sweep_removes_only_stale_record_files_of_this_user() {
         "2-0000000000000002-0.rec",
         "3-0000000000000003-0.rec",
         "4-0000000000000004-0.rec",
+        "7-0000000000000007-0.rec",
         "notes.txt",
     ];
     let theirs = "6-0000000000000006-0.rec";
@@ -195,7 +199,7 @@ fn the_sweep_removes_only_stale_record_files_of_this_user() {
     let mut others: Vec<&str> = left
         .iter()
         .map(String::as_str)
-        .filter(|n| !n.starts_with(&ours) && *n != "sweep.lock")
+        .filter(|n| !n.starts_with(&ours))
         .collect();
     others.sort();
     kept.sort();
@@ -245,4 +249,44 @@ fn the_default_lock_dir_ignores_the_environment() {
     assert!(said.starts_with("err TimedOut"), "{said}");
     prober.finish().assert_success();
     holder.finish().assert_success();
+}
+
+#[test]
+fn a_peer_stuck_holding_a_lock_in_holders_does_not_stall_acquisition() {
+    child_role();
+    let scratch = IsolatedDir::new().unwrap();
+    let locks = scratch.path().join("locks");
+    // This process makes the layout, holders/ included.
+    drop(
+        SerialGuard::group(unique("stuck-peer"))
+            .lock_dir(&locks)
+            .acquire()
+            .unwrap(),
+    );
+    // A peer (another copy of isofix, a tool) stops while holding a lock file of
+    // holders/ exclusively: here, the one record creation used to wait for.
+    let mut peer = Command::new("flock")
+        .arg(locks.join("v1/holders/sweep.lock"))
+        .args(["sh", "-c", "echo locked; cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("flock(1) of util-linux");
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(peer.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    // A fresh process takes a free group with a timeout: it must neither wait for the
+    // peer nor pass its timeout (the child reports "hung" after a minute).
+    let group = unique("free");
+    let mut child = spawn(
+        "a_peer_stuck_holding_a_lock_in_holders_does_not_stall_acquisition",
+        &["try-for", &group, "500"],
+        &[("ISOFIX_LOCK_DIR", locks.to_str().unwrap())],
+    );
+    let said = child.read_marked();
+    drop(peer.stdin.take());
+    peer.wait().unwrap();
+    assert_eq!(said, "ok");
+    child.finish().assert_success();
 }

@@ -16,9 +16,10 @@
 //! `slot-<i>/<n>` of a group limited to `n`, `max-<n>` while waiting for one), the
 //! group's file stem, and the test's name, cut to fit; spaces pad the line to its `\n`.
 //!
-//! A process creates its file, and removes the files of dead processes, under the
-//! exclusive lock of `holders/sweep.lock`, so a file is never seen unlocked while it is
-//! being created. Only regular files of this user named like a record file are removed.
+//! A process removes the files of dead processes when it creates its own, without waiting
+//! for anyone: a file is stale when it is lockable and not [empty and young](CREATING),
+//! since a process locks its new file before it writes to it. Only regular files of this
+//! user named like a record file are removed.
 
 use std::fmt;
 use std::fs::File;
@@ -33,7 +34,9 @@ use crate::sys::{self, DirHandle};
 /// Bytes per line.
 pub(crate) const LINE: usize = 256;
 const HOLDERS: &str = "holders";
-const SWEEP_LOCK: &str = "sweep.lock";
+/// How long an empty, unlocked record file may be one that its process has just created
+/// and is about to lock.
+const CREATING: Duration = Duration::from_secs(60);
 const SUFFIX: &str = ".rec";
 
 /// State of a request, its line's first byte.
@@ -99,19 +102,26 @@ fn open_record(holders: &DirHandle, name: &str) -> Option<File> {
     (meta.is_file() && sys::owned_by_current_user(&meta)).then_some(file)
 }
 
+/// Whether a record file belongs to a process that is gone: unlocked, and not one that
+/// its process has just created and not yet locked.
+fn is_stale(file: &File) -> bool {
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    let age = meta.modified().ok().and_then(|at| at.elapsed().ok());
+    let creating = meta.len() == 0 && !matches!(age, Some(age) if age >= CREATING);
+    !creating && file_lock::try_lock(file, LockMode::Shared).unwrap_or(false)
+}
+
 impl Table {
-    /// Creates this process's record file in `dir`, removing those of dead processes.
+    /// Creates this process's record file in `dir`, removing those of dead processes
+    /// (as far as it can: the records are information only).
     pub(crate) fn create(dir: &DirHandle) -> io::Result<Table> {
         static COUNT: AtomicU64 = AtomicU64::new(0);
         let holders = holders_dir(dir, true)?;
-        let sweep = holders.open_file(SWEEP_LOCK)?;
-        file_lock::lock(&sweep, LockMode::Exclusive)?;
-        for name in holders.entry_names()? {
-            if let Some(file) = open_record(&holders, &name) {
-                // Lockable: its process is gone.
-                if file_lock::try_lock(&file, LockMode::Shared)? {
-                    let _ = holders.remove_file(&name);
-                }
+        for name in holders.entry_names().unwrap_or_default() {
+            if open_record(&holders, &name).is_some_and(|file| is_stale(&file)) {
+                let _ = holders.remove_file(&name);
             }
         }
         let start = SystemTime::now()
@@ -123,6 +133,7 @@ impl Table {
             COUNT.fetch_add(1, Ordering::Relaxed)
         );
         let file = holders.create_new_file(&name)?;
+        // Empty and new, nobody else locks it but a reader for an instant: never waits long.
         file_lock::lock(&file, LockMode::Exclusive)?;
         Ok(Table {
             file,
