@@ -335,3 +335,18 @@ fn timeouts_still_fire_when_stderr_is_gone() {
         "the request did not time out: {out}"
     );
 }
+
+#[test]
+fn a_stderr_that_does_not_drain_delays_no_timeout() {
+    child_role();
+    let group = unique("stuck-stderr");
+    let mut child = spawn(
+        "a_stderr_that_does_not_drain_delays_no_timeout",
+        &["stuck-stderr", &group],
+        &[("ISOFIX_WAIT_WARN_SECS", "0")],
+    );
+    // Its stderr is read only once it has answered.
+    let said = child.read_marked();
+    assert!(said.starts_with("err TimedOut"), "{said}");
+    child.finish().assert_success();
+}

@@ -37,7 +37,7 @@
 //!   which fails at once with [`std::io::ErrorKind::WouldBlock`].
 //! - **Waiting**: without a timeout a request blocks in the kernel; with one, or async,
 //!   it polls every 2 ms at most and leaves the queue as soon as it gives up.
-//! - **Bounds**: at most 24 descriptors and 1 thread of isofix's own besides the groups
+//! - **Bounds**: at most 24 descriptors and 2 threads of isofix's own besides the groups
 //!   held, whatever the number of groups.
 //! - **Settings**: `ISOFIX_LOCK_DIR`, `ISOFIX_LOCK_SCOPE`, `ISOFIX_WAIT_WARN_SECS` and
 //!   `ISOFIX_LOCK_TIMEOUT_SECS` are read and checked on the first acquisition of the

@@ -9,9 +9,12 @@
 //!   blocking, pausing between tries from 50 µs up to [`POLL_MAX`] (2 ms). It keeps its
 //!   place on the gate between tries, so a waiting writer still keeps new readers out, and
 //!   gives it up at once when it times out or its future is dropped.
-//! - One watchdog thread per process, started on the first wait, prints the warning of
-//!   blocked requests and wakes async ones when their next try is due. It is the only
-//!   thread isofix starts.
+//! - One watchdog thread per process, started on the first wait, wakes async requests
+//!   when their next try is due and posts the warning of requests blocked in the kernel.
+//! - One warner thread per process, started on the first warning, writes every wait
+//!   warning. Writing to stderr may block for good (a pipe nobody reads, a paused
+//!   terminal); only this thread waits for it, never a waiter or the watchdog, so wake-ups
+//!   and timeouts still come. These two are the only threads isofix starts.
 
 use std::future::Future;
 use std::io::{self, ErrorKind, Write};
@@ -129,9 +132,13 @@ impl Request {
         self.started.checked_add(self.warn_after)
     }
 
-    fn warn(&self, own: &Record) {
-        // Not `eprintln!`, which panics when stderr is a closed pipe.
-        let _ = writeln!(io::stderr(), "{}", self.warning(own));
+    /// Has the warner thread print the warning (see the module docs).
+    fn warn(self: &Arc<Self>, own: &Arc<Record>) {
+        let (req, own) = (Arc::clone(self), Arc::clone(own));
+        warner::post(Box::new(move || {
+            // Not `eprintln!`, which panics when stderr is a closed pipe.
+            let _ = writeln!(io::stderr(), "{}", req.warning(&own));
+        }));
     }
 }
 
@@ -327,6 +334,67 @@ mod watchdog {
                         .0
                 }
             };
+        }
+    }
+}
+
+mod warner {
+    use super::*;
+
+    /// Warnings kept while stderr does not drain; later ones are dropped.
+    const QUEUE_MAX: usize = 32;
+
+    type Warning = Box<dyn FnOnce() + Send>;
+
+    struct State {
+        queue: Vec<Warning>,
+        running: bool,
+    }
+
+    static STATE: Mutex<State> = Mutex::new(State {
+        queue: Vec::new(),
+        running: false,
+    });
+    static POSTED: Condvar = Condvar::new();
+
+    fn locked() -> MutexGuard<'static, State> {
+        STATE.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Has the warner thread run `warning`; never blocks on stderr.
+    pub(crate) fn post(warning: Warning) {
+        let mut state = locked();
+        if state.queue.len() >= QUEUE_MAX {
+            return;
+        }
+        state.queue.push(warning);
+        if !state.running {
+            // A process that cannot start a thread only loses its warnings.
+            state.running = std::thread::Builder::new()
+                .name("isofix-serial-warner".to_owned())
+                .spawn(run)
+                .is_ok();
+            if !state.running {
+                state.queue.clear();
+            }
+        }
+        drop(state);
+        POSTED.notify_one();
+    }
+
+    fn run() {
+        let mut state = locked();
+        loop {
+            let batch = std::mem::take(&mut state.queue);
+            if batch.is_empty() {
+                state = POSTED.wait(state).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            drop(state);
+            for warning in batch {
+                warning();
+            }
+            state = locked();
         }
     }
 }

@@ -169,7 +169,8 @@ pub fn command(test: &str, role: &[&str]) -> std::process::Command {
 /// Roles: `hold <group> <mode> [<marker dir>]` (hold until stdin closes),
 /// `hammer <group> <mode> <marker dir> <rounds>`, `try <group>` (report the result),
 /// `try-for <group> <millis | max>` (the same with a timeout, on a thread),
-/// `try-as <group> <mode> <millis | max>` (the same in a mode).
+/// `try-as <group> <mode> <millis | max>` (the same in a mode), `stuck-stderr <group>`
+/// (see [`stuck_stderr`]).
 pub fn child_role() {
     let Some(role) = child::role() else {
         return;
@@ -248,6 +249,10 @@ pub fn child_role() {
             }
             0
         }
+        ["stuck-stderr", group] => {
+            stuck_stderr(group);
+            0
+        }
         other => panic!("unknown role {other:?}"),
     };
     std::process::exit(code);
@@ -255,4 +260,36 @@ pub fn child_role() {
 
 pub fn mode_arg(mode: Mode) -> String {
     mode.to_arg()
+}
+
+/// With stderr stuck (a thread holds it, blocked writing to a pipe the parent does not
+/// read), while a request blocked in the kernel has a warning due: an async request with
+/// a short timeout must still time out. Says `err TimedOut ...`, or `hung`.
+fn stuck_stderr(group: &str) {
+    use std::io::Write;
+    let _held = SerialGuard::lock(group).unwrap();
+    let (locked, stuck) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stderr = io::stderr().lock();
+        locked.send(()).unwrap();
+        let _ = stderr.write_all(&vec![b'x'; 1 << 20]);
+    });
+    stuck.recv().unwrap();
+    let g = group.to_owned();
+    std::thread::spawn(move || SerialGuard::lock(&g).map(drop));
+    let request = SerialGuard::group(group)
+        .timeout(Duration::from_millis(200))
+        .acquire_async();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _ = tx.send(runtime.block_on(request).map(drop));
+    });
+    match rx.recv_timeout(SAFETY) {
+        Ok(Ok(())) => child::say("ok"),
+        Ok(Err(e)) => child::say(&format!("err {:?} {e}", e.kind())),
+        Err(_) => child::say("hung"),
+    }
 }
