@@ -128,3 +128,60 @@ async fn macro_entry_points_acquire_and_panic_with_the_error() {
     let msg = panic.downcast_ref::<String>().unwrap();
     assert!(msg.starts_with("isofix: "), "{msg}");
 }
+
+#[cfg(unix)]
+#[test]
+fn async_waits_time_out_in_a_process_that_cannot_start_threads() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    serial_support::child_role();
+    let test = "async_waits_time_out_in_a_process_that_cannot_start_threads";
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    // RLIMIT_NPROC does not bind root: play uid 65534 then, in a directory of its own.
+    let scratch = std::env::temp_dir().join(format!("isofix-nproc-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&scratch).unwrap();
+    std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut wrapper = match root {
+        true => {
+            if std::process::Command::new("setpriv")
+                .arg("--version")
+                .output()
+                .is_err()
+            {
+                std::fs::remove_dir(&scratch).unwrap();
+                return println!("skipped: as root, this needs setpriv to play uid 65534");
+            }
+            std::os::unix::fs::chown(&scratch, Some(65534), Some(65534)).unwrap();
+            let mut c = std::process::Command::new("setpriv");
+            c.args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "prlimit",
+            ]);
+            c
+        }
+        false => std::process::Command::new("prlimit"),
+    };
+    // The user's processes already reach a limit of 1: no new thread can start.
+    wrapper.args(["--nproc=1", "--"]);
+    let child = serial_support::command(test, &["async-no-threads", &unique("no-threads")]);
+    wrapper.arg(child.get_program()).args(child.get_args());
+    for (key, value) in child.get_envs() {
+        if let Some(value) = value {
+            wrapper.env(key, value);
+        }
+    }
+    wrapper
+        .env("ISOFIX_LOCK_DIR", scratch.join("locks"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = serial_support::Child::spawn(&mut wrapper);
+    let said = child.read_marked();
+    let finished = child.finish();
+    std::fs::remove_dir_all(&scratch).unwrap();
+    assert!(said.starts_with("err TimedOut"), "{said} {finished:?}");
+    finished.assert_success();
+}

@@ -15,6 +15,9 @@
 //!   warning. Writing to stderr may block for good (a pipe nobody reads, a paused
 //!   terminal); only this thread waits for it, never a waiter or the watchdog, so wake-ups
 //!   and timeouts still come. These two are the only threads isofix starts.
+//! - A process that cannot start a thread loses its warnings, and its async requests have
+//!   their executor poll them again at once instead of waiting for a wake-up that would
+//!   never come.
 
 use std::future::Future;
 use std::io::{self, ErrorKind, Write};
@@ -150,9 +153,9 @@ pub(crate) fn blocking(
 ) -> io::Result<Locks> {
     if req.timeout.is_none() {
         let warned = Arc::clone(&req);
-        let watch = req
-            .warn_at()
-            .map(|at| watchdog::schedule(at, Action::Warn(Box::new(move || warned.warn(&own)))));
+        let watch = req.warn_at().and_then(|at| {
+            watchdog::schedule(at, Action::Warn(Box::new(move || warned.warn(&own))))
+        });
         let got = attempt.block(&req.dir, &req.stem);
         if let Some(id) = watch {
             watchdog::cancel(id);
@@ -222,7 +225,12 @@ impl Future for Waiting {
         }
         let at = now + this.pause;
         this.pause = (this.pause * 2).min(POLL_MAX);
-        this.wake = Some(watchdog::schedule(at, Action::Wake(cx.waker().clone())));
+        this.wake = watchdog::schedule(at, Action::Wake(cx.waker().clone()));
+        if this.wake.is_none() {
+            // No watchdog (the process cannot start a thread): have the executor poll
+            // again at once rather than never, so the timeout still comes.
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 }
@@ -260,8 +268,9 @@ mod watchdog {
         STATE.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `action` at `at` (unless cancelled first); returns its id.
-    pub(crate) fn schedule(at: Instant, action: Action) -> u64 {
+    /// Runs `action` at `at` (unless cancelled first); returns its id, or `None` if the
+    /// watchdog thread cannot be started.
+    pub(crate) fn schedule(at: Instant, action: Action) -> Option<u64> {
         let mut guard = locked();
         let state = guard.get_or_insert_with(State::default);
         let id = state.next_id;
@@ -276,18 +285,21 @@ mod watchdog {
             state.sleeping_until = Some(at);
         }
         if !state.running {
-            // A process that cannot start a thread still waits; it only loses the warning
-            // or, for an async request, gets woken by its executor's next poll.
             state.running = std::thread::Builder::new()
                 .name("isofix-serial-watchdog".to_owned())
                 .spawn(run)
                 .is_ok();
+            if !state.running {
+                state.due.retain(|(i, _, _)| *i != id);
+                state.sleeping_until = None;
+                return None;
+            }
         }
         drop(guard);
         if earlier {
             WAKE.notify_one();
         }
-        id
+        Some(id)
     }
 
     /// Forgets the action `id` if it has not run.

@@ -6,6 +6,7 @@
 mod child;
 
 use std::fs;
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -170,7 +171,7 @@ pub fn command(test: &str, role: &[&str]) -> std::process::Command {
 /// `hammer <group> <mode> <marker dir> <rounds>`, `try <group>` (report the result),
 /// `try-for <group> <millis | max>` (the same with a timeout, on a thread),
 /// `try-as <group> <mode> <millis | max>` (the same in a mode), `stuck-stderr <group>`
-/// (see [`stuck_stderr`]).
+/// (see [`stuck_stderr`]), `async-no-threads <group>` (see [`async_without_threads`]).
 pub fn child_role() {
     let Some(role) = child::role() else {
         return;
@@ -253,6 +254,10 @@ pub fn child_role() {
             stuck_stderr(group);
             0
         }
+        ["async-no-threads", group] => {
+            async_without_threads(group);
+            0
+        }
         other => panic!("unknown role {other:?}"),
     };
     std::process::exit(code);
@@ -291,5 +296,37 @@ fn stuck_stderr(group: &str) {
         Ok(Ok(())) => child::say("ok"),
         Ok(Err(e)) => child::say(&format!("err {:?} {e}", e.kind())),
         Err(_) => child::say("hung"),
+    }
+}
+
+/// In a process that cannot start a thread (the parent set `RLIMIT_NPROC`), an async
+/// request with a short timeout for a group this thread holds must still time out. Says
+/// `err TimedOut ...`, `hung`, or `threads` if threads can be started after all.
+fn async_without_threads(group: &str) {
+    let _held = SerialGuard::lock(group).unwrap();
+    if std::thread::Builder::new().spawn(|| ()).is_ok() {
+        return child::say("threads");
+    }
+    let request = SerialGuard::group(group)
+        .timeout(Duration::from_millis(200))
+        .acquire_async();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let mut request = Box::pin(request);
+    let answer = runtime.block_on(async {
+        let mut safety = Box::pin(tokio::time::sleep(SAFETY));
+        // Not `tokio::time::timeout`, whose wake-up would poll the request once more.
+        std::future::poll_fn(|cx| match safety.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(None),
+            std::task::Poll::Pending => request.as_mut().poll(cx).map(Some),
+        })
+        .await
+    });
+    match answer {
+        Some(Ok(_)) => child::say("ok"),
+        Some(Err(e)) => child::say(&format!("err {:?} {e}", e.kind())),
+        None => child::say("hung"),
     }
 }
