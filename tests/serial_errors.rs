@@ -350,3 +350,38 @@ fn a_stderr_that_does_not_drain_delays_no_timeout() {
     assert!(said.starts_with("err TimedOut"), "{said}");
     child.finish().assert_success();
 }
+
+#[test]
+fn a_relative_lock_dir_from_the_environment_is_refused() {
+    child_role();
+    let group = unique("relative-env");
+    let said = serial_support::said(
+        "a_relative_lock_dir_from_the_environment_is_refused",
+        &["try", &group],
+        &[("ISOFIX_LOCK_DIR", "relative/locks")],
+    );
+    assert!(said.starts_with("err InvalidInput"), "{said}");
+    for needle in ["ISOFIX_LOCK_DIR", "relative/locks", "relative = true"] {
+        assert!(said.contains(needle), "{needle} not in {said}");
+    }
+}
+
+#[test]
+fn a_relative_lock_dir_of_the_builder_follows_the_working_directory() {
+    child_role();
+    let scratch = isofix::IsolatedDir::new().unwrap();
+    let (a, b) = (scratch.path().join("a"), scratch.path().join("b"));
+    fs::create_dir(&a).unwrap();
+    fs::create_dir(&b).unwrap();
+    let group = unique("relative-builder");
+    let mut command = serial_support::command(
+        "a_relative_lock_dir_of_the_builder_follows_the_working_directory",
+        &["relative-lock-dir", &group, b.to_str().unwrap()],
+    );
+    command.current_dir(&a);
+    let mut child = serial_support::Child::spawn(&mut command);
+    // Before, the second request took "locks" for the first directory, removed.
+    assert_eq!(child.read_marked(), "ok");
+    child.finish().assert_success();
+    assert!(a.join("locks").is_dir() && b.join("locks").is_dir());
+}

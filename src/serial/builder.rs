@@ -137,7 +137,8 @@ impl SerialBuilder {
     }
 
     /// Keeps the lock files in `dir` instead of `ISOFIX_LOCK_DIR` or the default
-    /// `/tmp/isofix-<uid>/locks`. The directory is created 0700 if missing (its parent
+    /// `/tmp/isofix-<uid>/locks`. A relative `dir` is taken relative to the working
+    /// directory at acquisition. The directory is created 0700 if missing (its parent
     /// must exist), and refused unless it is a real directory owned by this user and
     /// closed to others. Only acquisitions using the same directory exclude each other.
     /// Once used, it must not be removed while the process runs: later requests in it
@@ -281,7 +282,12 @@ impl SerialBuilder {
             ));
         }
         let settings = settings::get()?;
-        let configured = self.lock_dir.as_deref().or(settings.lock_dir.as_deref());
+        // Relative to the working directory of the request, not of later ones.
+        let lock_dir = match self.lock_dir {
+            Some(dir) if dir.is_relative() => Some(std::env::current_dir()?.join(dir)),
+            other => other,
+        };
+        let configured = lock_dir.as_deref().or(settings.lock_dir.as_deref());
         let dir = LockDir::get(configured, &default_base())?;
         let mut names = self.groups;
         names.sort_unstable();

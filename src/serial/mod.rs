@@ -20,9 +20,9 @@
 //! - **Scope**: every process of this user on this machine, so the same lock serves
 //!   `cargo test` (threads) and `cargo nextest run` (processes), and every project of the
 //!   user: set `ISOFIX_LOCK_SCOPE` to keep a project's groups to itself. The lock files
-//!   live in `ISOFIX_LOCK_DIR` if set, else in `/tmp/isofix-<uid>/locks`; that directory
-//!   must be a real directory owned by this user with mode 0700, or acquisition fails
-//!   saying why.
+//!   live in `ISOFIX_LOCK_DIR` (an absolute path) if set, else in
+//!   `/tmp/isofix-<uid>/locks`; that directory must be a real directory owned by this
+//!   user with mode 0700, or acquisition fails saying why.
 //! - **Names**: any non-empty text. It maps to one file name (a readable slug plus a
 //!   128-bit hash of the full name), never to a path.
 //! - **Crash safety**: the locks are `flock`s, which the kernel drops when their holder

@@ -171,7 +171,8 @@ pub fn command(test: &str, role: &[&str]) -> std::process::Command {
 /// `hammer <group> <mode> <marker dir> <rounds>`, `try <group>` (report the result),
 /// `try-for <group> <millis | max>` (the same with a timeout, on a thread),
 /// `try-as <group> <mode> <millis | max>` (the same in a mode), `stuck-stderr <group>`
-/// (see [`stuck_stderr`]), `async-no-threads <group>` (see [`async_without_threads`]).
+/// (see [`stuck_stderr`]), `async-no-threads <group>` (see [`async_without_threads`]),
+/// `relative-lock-dir <group> <dir>` (`.lock_dir("locks")`, then again from `<dir>`).
 pub fn child_role() {
     let Some(role) = child::role() else {
         return;
@@ -252,6 +253,18 @@ pub fn child_role() {
         }
         ["stuck-stderr", group] => {
             stuck_stderr(group);
+            0
+        }
+        ["relative-lock-dir", group, elsewhere] => {
+            // `locks` here, then `locks` in another working directory.
+            let take = || SerialGuard::group(*group).lock_dir("locks").acquire();
+            let here = take().unwrap();
+            std::env::set_current_dir(elsewhere).unwrap();
+            match take() {
+                Ok(_) => child::say("ok"),
+                Err(e) => child::say(&format!("err {:?} {e}", e.kind())),
+            }
+            drop(here);
             0
         }
         ["async-no-threads", group] => {
