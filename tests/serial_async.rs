@@ -152,33 +152,16 @@ fn async_waits_time_out_in_a_process_that_cannot_start_threads() {
             }
             std::os::unix::fs::chown(&scratch, Some(65534), Some(65534)).unwrap();
             let mut c = std::process::Command::new("setpriv");
-            c.args([
-                "--reuid",
-                "65534",
-                "--regid",
-                "65534",
-                "--clear-groups",
-                "prlimit",
-            ]);
+            c.args(serial_support::AS_NOBODY).arg("prlimit");
             c
         }
         false => std::process::Command::new("prlimit"),
     };
     // The user's processes already reach a limit of 1: no new thread can start.
     wrapper.args(["--nproc=1", "--"]);
-    let child = serial_support::command(test, &["async-no-threads", &unique("no-threads")]);
-    wrapper.arg(child.get_program()).args(child.get_args());
-    for (key, value) in child.get_envs() {
-        if let Some(value) = value {
-            wrapper.env(key, value);
-        }
-    }
-    wrapper
-        .env("ISOFIX_LOCK_DIR", scratch.join("locks"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = serial_support::Child::spawn(&mut wrapper);
+    let mut child = serial_support::command(test, &["async-no-threads", &unique("no-threads")]);
+    child.env("ISOFIX_LOCK_DIR", scratch.join("locks"));
+    let mut child = serial_support::wrapped(wrapper, &child);
     let said = child.read_marked();
     let finished = child.finish();
     std::fs::remove_dir_all(&scratch).unwrap();

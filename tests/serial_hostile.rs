@@ -141,11 +141,67 @@ fn a_holders_dir_swapped_for_a_symlink_is_refused() {
         .timeout(SAFETY)
         .acquire()
         .unwrap_err();
-    assert!(
-        err.to_string().contains(&locks.display().to_string()),
-        "{err}"
-    );
+    let msg = err.to_string();
+    assert!(msg.contains(&locks.display().to_string()), "{msg}");
+    assert!(msg.starts_with("isofix: "), "{msg}");
+    assert!(msg.contains("is a symbolic link"), "{msg}");
     assert!(entries(&victim).is_empty(), "{:?}", entries(&victim));
+}
+
+#[test]
+fn a_holders_dir_open_to_others_is_refused_with_a_full_message() {
+    let scratch = IsolatedDir::new().unwrap();
+    let locks = scratch.path().join("locks");
+    let holders = locks.join("v1").join("holders");
+    fs::create_dir_all(&holders).unwrap();
+    fs::set_permissions(&locks, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(locks.join("v1"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(&holders, fs::Permissions::from_mode(0o755)).unwrap();
+    let group = unique("holders-open");
+    let err = SerialGuard::group(&group)
+        .lock_dir(&locks)
+        .timeout(SAFETY)
+        .acquire()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    let msg = err.to_string();
+    assert!(msg.starts_with("isofix: "), "{msg}");
+    let path = holders.display().to_string();
+    for needle in [path.as_str(), "0755", "chmod 700"] {
+        assert!(msg.contains(needle), "{needle} not in {msg}");
+    }
+}
+
+#[test]
+fn a_lock_file_planted_as_a_symlink_is_named_as_such() {
+    child_role();
+    let scratch = IsolatedDir::new().unwrap();
+    let locks = scratch.path().join("locks");
+    let group = unique("planted");
+    drop(
+        SerialGuard::group(&group)
+            .lock_dir(&locks)
+            .acquire()
+            .unwrap(),
+    );
+    let victim = scratch.path().join("victim");
+    fs::write(&victim, "keep").unwrap();
+    let lock = entries(&locks.join("v1"))
+        .into_iter()
+        .find(|n| n.ends_with(".lock"))
+        .unwrap();
+    fs::remove_file(locks.join("v1").join(&lock)).unwrap();
+    symlink(&victim, locks.join("v1").join(&lock)).unwrap();
+    // A fresh process, which has no open file of the group to reuse.
+    let said = serial_support::said(
+        "a_lock_file_planted_as_a_symlink_is_named_as_such",
+        &["try", &group],
+        &[("ISOFIX_LOCK_DIR", locks.to_str().unwrap())],
+    );
+    assert!(said.starts_with("err "), "{said}");
+    assert!(said.contains("is a symbolic link"), "{said}");
+    assert!(!said.contains("writable"), "{said}");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
 }
 
 #[test]
@@ -289,4 +345,54 @@ fn a_peer_stuck_holding_a_lock_in_holders_does_not_stall_acquisition() {
     peer.wait().unwrap();
     assert_eq!(said, "ok");
     child.finish().assert_success();
+}
+
+/// The default root `/tmp/isofix-65534` made by another user (root here), closed (0700)
+/// or as a symbolic link: uid 65534 gets a hint it can follow.
+#[test]
+fn a_squatted_default_root_gets_a_hint_the_victim_can_follow() {
+    child_role();
+    if !can_play_another_user() {
+        return;
+    }
+    let test = "a_squatted_default_root_gets_a_hint_the_victim_can_follow";
+    let root = Path::new("/tmp/isofix-65534");
+    if fs::symlink_metadata(root).is_ok() {
+        return println!("skipped: {} exists already", root.display());
+    }
+    let elsewhere = IsolatedDir::new().unwrap();
+    let squats: [(&str, &dyn Fn()); 2] = [
+        ("owned by uid 0", &|| {
+            fs::create_dir(root).unwrap();
+            fs::set_permissions(root, fs::Permissions::from_mode(0o700)).unwrap();
+        }),
+        ("symbolic link", &|| {
+            symlink(elsewhere.path(), root).unwrap()
+        }),
+    ];
+    for (cause, squat) in squats {
+        squat();
+        let mut child = serial_support::command(test, &["try", &unique("squatted")]);
+        child.env_remove("ISOFIX_LOCK_DIR");
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args(serial_support::AS_NOBODY);
+        let said = serial_support::wrapped(setpriv, &child).read_marked();
+        match fs::symlink_metadata(root).unwrap().is_dir() {
+            true => fs::remove_dir(root).unwrap(),
+            false => fs::remove_file(root).unwrap(),
+        }
+        assert!(said.starts_with("err PermissionDenied"), "{said}");
+        for needle in [
+            cause,
+            "/tmp/isofix-65534",
+            "set ISOFIX_LOCK_DIR",
+            "another user",
+        ] {
+            assert!(said.contains(needle), "{needle} not in {said}");
+        }
+        assert!(
+            !said.contains("remove"),
+            "a hint the victim cannot follow: {said}"
+        );
+    }
 }

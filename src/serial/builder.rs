@@ -399,6 +399,18 @@ fn failed(e: io::Error, dir: &LockDir, name: &str, mode: Mode) -> io::Error {
     if let Err(removed) = dir.still_there() {
         return removed;
     }
+    if sys::is_symlink_refused(&e) {
+        return wrap(
+            e,
+            format_args!(
+                "acquire serial group {name:?} {}: one of its files in lock directory {} is \
+                 a symbolic link, which isofix never follows",
+                mode.describe(),
+                dir.path().display()
+            ),
+            "remove the link (isofix makes its files itself), and find out who made it",
+        );
+    }
     let hint = if sys::is_out_of_descriptors(&e) {
         format!(
             "the process is out of file descriptors; isofix keeps at most {KEPT_FDS} of \

@@ -18,7 +18,7 @@ use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::records::{Record, Table};
+use super::records::{self, Record, Table};
 use super::settings::DIR_VAR;
 use crate::common::error::{error, wrap};
 use crate::common::file_lock::{self, LockMode};
@@ -165,9 +165,9 @@ impl LockDir {
         self.identity == other.identity && self.path == other.path
     }
 
-    /// The handle of the layout directory.
-    pub(crate) fn handle(&self) -> &DirHandle {
-        &self.handle
+    /// The records of holders and waiters here (of `group` only, if given).
+    pub(crate) fn holders(&self, group: Option<&str>) -> io::Result<Vec<super::Holder>> {
+        records::read(&self.handle, &self.versioned, group)
     }
 
     /// The lock file `name`, unlocked: from the pool, else opened (created if missing),
@@ -195,7 +195,9 @@ impl LockDir {
         let mut table = lock(&self.table);
         let table = match &*table {
             Some(table) => Arc::clone(table),
-            None => Arc::clone(table.get_or_insert(Arc::new(Table::create(&self.handle)?))),
+            None => Arc::clone(
+                table.get_or_insert(Arc::new(Table::create(&self.handle, &self.versioned)?)),
+            ),
         };
         table.put(line)
     }
@@ -305,7 +307,15 @@ fn open_private(
         other => other,
     };
     let handle = opened.map_err(|e| {
-        let hint = if sys::is_out_of_descriptors(&e) {
+        // For the message only: the handle's open already refused it.
+        let found = std::fs::symlink_metadata(full).ok();
+        let squatted = owner == Owner::DefaultRoot
+            && found
+                .as_ref()
+                .is_some_and(|m| !sys::owned_by_current_user(m));
+        let hint = if squatted {
+            squat_hint()
+        } else if sys::is_out_of_descriptors(&e) {
             "the process is out of file descriptors: raise `ulimit -n`, or find what else \
              keeps so many open"
                 .to_owned()
@@ -314,13 +324,13 @@ fn open_private(
         } else {
             format!("set {DIR_VAR} to a directory that only you own (mode 0700)")
         };
-        // For the message only: the handle's open already refused it.
-        let cause = match std::fs::symlink_metadata(full) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                "it is a symbolic link, which could point anywhere"
+        let cause = match &found {
+            Some(meta) if meta.file_type().is_symlink() => {
+                "it is a symbolic link, which could point anywhere".to_owned()
             }
-            Ok(meta) if !meta.is_dir() => "it is not a directory",
-            _ => "",
+            Some(meta) if !meta.is_dir() => "it is not a directory".to_owned(),
+            Some(meta) => sys::not_private_reason(meta).unwrap_or_default(),
+            None => String::new(),
         };
         if cause.is_empty() {
             wrap(e, format_args!("open {}", shown()), hint)
@@ -337,11 +347,7 @@ fn open_private(
         return Ok(handle);
     };
     let hint = if !sys::owned_by_current_user(&meta) && owner == Owner::DefaultRoot {
-        format!(
-            "another user made your default lock directory's parent; set {DIR_VAR} to a \
-             private directory of yours (for example $HOME/.cache/isofix-locks) wherever \
-             your tests run, e.g. in [env] of .cargo/config.toml"
-        )
+        squat_hint()
     } else if !sys::owned_by_current_user(&meta) {
         format!("set {DIR_VAR} to a directory that only you own (mode 0700)")
     } else {
@@ -352,6 +358,16 @@ fn open_private(
         format_args!("refusing to use {}: {reason}", shown()),
         hint,
     ))
+}
+
+/// The hint for a default root that another user made (or linked): one the victim can
+/// follow, never "remove it".
+fn squat_hint() -> String {
+    format!(
+        "another user made your default lock directory's parent; set {DIR_VAR} to a \
+         private directory of yours (for example $HOME/.cache/isofix-locks) wherever your \
+         tests run, e.g. in [env] of .cargo/config.toml"
+    )
 }
 
 #[cfg(all(test, unix))]

@@ -81,5 +81,5 @@ pub fn holders(lock_dir: Option<&Path>) -> io::Result<Vec<Holder>> {
     let settings = settings::get()?;
     let configured = lock_dir.or(settings.lock_dir.as_deref());
     let dir = lock_dir::LockDir::get(configured, &lock_dir::default_base())?;
-    records::read(dir.handle(), None)
+    dir.holders(None)
 }

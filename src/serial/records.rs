@@ -24,10 +24,13 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::settings::DIR_VAR;
+use crate::common::error::{error, wrap};
 use crate::common::file_lock::{self, LockMode};
 use crate::sys::{self, DirHandle};
 
@@ -73,20 +76,44 @@ fn is_record_name(name: &str) -> bool {
             && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// `holders/` in `dir`, created 0700 if missing, checked like the lock directory.
-fn holders_dir(dir: &DirHandle, create: bool) -> io::Result<DirHandle> {
+/// `holders/` in `dir` (the layout directory at `shown`, for messages), created 0700 if
+/// missing, checked like the lock directory.
+fn holders_dir(dir: &DirHandle, shown: &Path, create: bool) -> io::Result<DirHandle> {
+    let path = shown.join(HOLDERS);
     let opened = match dir.open_dir(HOLDERS) {
         Err(e) if e.kind() == io::ErrorKind::NotFound && create => match dir.create_dir(HOLDERS) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-            _ => dir.open_dir(HOLDERS)?,
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+            _ => dir.open_dir(HOLDERS),
         },
-        other => other?,
+        other => other,
     };
+    let opened = opened.map_err(|e| {
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        match is_link {
+            true => error(
+                io::ErrorKind::PermissionDenied,
+                format_args!(
+                    "refusing to use holders directory {}: it is a symbolic link, which \
+                     could point anywhere",
+                    path.display()
+                ),
+                "remove the link (isofix makes the directory again), and find out who made it",
+            ),
+            false => wrap(
+                e,
+                format_args!("open holders directory {}", path.display()),
+                format_args!(
+                    "check that the lock directory is yours and writable, or set {DIR_VAR}"
+                ),
+            ),
+        }
+    })?;
     match sys::not_private_reason(&opened.metadata()?) {
         None => Ok(opened),
-        Some(reason) => Err(io::Error::new(
+        Some(reason) => Err(error(
             io::ErrorKind::PermissionDenied,
-            format!("{HOLDERS}/: {reason}"),
+            format_args!("refusing to use holders directory {}: {reason}", path.display()),
+            format_args!("run `chmod 700` on it if it is yours, or set {DIR_VAR} to a directory that only you own"),
         )),
     }
 }
@@ -116,9 +143,9 @@ fn is_stale(file: &File) -> bool {
 impl Table {
     /// Creates this process's record file in `dir`, removing those of dead processes
     /// (as far as it can: the records are information only).
-    pub(crate) fn create(dir: &DirHandle) -> io::Result<Table> {
+    pub(crate) fn create(dir: &DirHandle, shown: &Path) -> io::Result<Table> {
         static COUNT: AtomicU64 = AtomicU64::new(0);
-        let holders = holders_dir(dir, true)?;
+        let holders = holders_dir(dir, shown, true)?;
         for name in holders.entry_names().unwrap_or_default() {
             if open_record(&holders, &name).is_some_and(|file| is_stale(&file)) {
                 let _ = holders.remove_file(&name);
@@ -381,8 +408,8 @@ impl fmt::Display for Holder {
 
 /// The live records in the lock directory `dir` (of `group` only, if given). Files of
 /// dead processes are skipped, never removed here.
-pub(crate) fn read(dir: &DirHandle, group: Option<&str>) -> io::Result<Vec<Holder>> {
-    let holders = match holders_dir(dir, false) {
+pub(crate) fn read(dir: &DirHandle, shown: &Path, group: Option<&str>) -> io::Result<Vec<Holder>> {
+    let holders = match holders_dir(dir, shown, false) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         other => other?,
     };

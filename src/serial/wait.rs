@@ -65,7 +65,7 @@ impl Request {
 
     /// `held by ...; also waiting: ...`, from the records, leaving out `own`.
     fn blockers(&self, own: &Record) -> String {
-        let entries = match records::read(self.dir.handle(), Some(&self.stem)) {
+        let entries = match self.dir.holders(Some(&self.stem)) {
             Ok(entries) => entries,
             Err(e) => return format!("its holders could not be read: {e}"),
         };

@@ -164,6 +164,26 @@ pub fn command(test: &str, role: &[&str]) -> std::process::Command {
     child::command(test, &role.join("\x1f"))
 }
 
+/// `wrapper` (e.g. `setpriv ...` or `prlimit ...`) running `child`'s command, with its
+/// environment and piped standard streams.
+pub fn wrapped(mut wrapper: std::process::Command, child: &std::process::Command) -> Child {
+    wrapper.arg(child.get_program()).args(child.get_args());
+    for (key, value) in child.get_envs() {
+        match value {
+            Some(value) => wrapper.env(key, value),
+            None => wrapper.env_remove(key),
+        };
+    }
+    wrapper
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    Child::spawn(&mut wrapper)
+}
+
+/// `setpriv` arguments that run a command as uid and gid 65534.
+pub const AS_NOBODY: [&str; 5] = ["--reuid", "65534", "--regid", "65534", "--clear-groups"];
+
 /// In a child, plays the role and exits; in the parent, returns at once. Every test that
 /// spawns children calls it first.
 ///
