@@ -125,3 +125,21 @@ fn removal_under_a_polling_waiter_is_refused() {
     let test = "removal_under_a_polling_waiter_is_refused";
     removal_under_a_waiter(test, &["try-for", "max"]);
 }
+
+#[test]
+fn listing_holders_makes_nothing() {
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    assert!(isofix::serial::holders(Some(&dir)).unwrap().is_empty());
+    assert!(!dir.exists(), "listing made the lock directory");
+    let group = unique("listed");
+    let guard = take(&group, &dir).unwrap();
+    let listed = isofix::serial::holders(Some(&dir)).unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|h| h.pid() == std::process::id() && !h.is_waiting()),
+        "{listed:?}"
+    );
+    drop(guard);
+}

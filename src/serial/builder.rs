@@ -288,7 +288,7 @@ impl SerialBuilder {
             other => other,
         };
         let configured = lock_dir.as_deref().or(settings.lock_dir.as_deref());
-        let dir = LockDir::get(configured, &default_base())?;
+        let dir = LockDir::get(configured, &default_base(), true)?;
         let mut names = self.groups;
         names.sort_unstable();
         names.dedup();

@@ -78,8 +78,14 @@ pub(crate) fn default_base() -> PathBuf {
 
 impl LockDir {
     /// The lock directory `configured` (the builder's or `ISOFIX_LOCK_DIR`), else the
-    /// default one under `base`, opened or taken from the cache.
-    pub(crate) fn get(configured: Option<&Path>, base: &Path) -> io::Result<Arc<LockDir>> {
+    /// default one under `base`, opened or taken from the cache. For `locking`, it is
+    /// created if missing and remembered (see the module docs); else a missing one is
+    /// `NotFound` and nothing is made or remembered.
+    pub(crate) fn get(
+        configured: Option<&Path>,
+        base: &Path,
+        locking: bool,
+    ) -> io::Result<Arc<LockDir>> {
         let default;
         let path = match configured {
             Some(path) => path,
@@ -101,13 +107,14 @@ impl LockDir {
             .find(|(p, _)| *p == versioned)
             .map(|(_, id)| *id);
         // A directory this process used is never made again: see the module docs.
+        let create = locking && known.is_none();
         let handle = match configured {
-            Some(_) => open_private(None, path, path, known.is_none(), Owner::Configured),
-            None => open_default(path, known.is_none()),
+            Some(_) => open_private(None, path, path, create, Owner::Configured),
+            None => open_default(path, create),
         }
         .and_then(|root| {
             let name = Path::new(LAYOUT);
-            open_private(Some(&root), name, &versioned, known.is_none(), Owner::Inner)
+            open_private(Some(&root), name, &versioned, create, Owner::Inner)
         });
         let handle = match handle {
             Err(e) if e.kind() == ErrorKind::NotFound && known.is_some() => {
@@ -121,7 +128,8 @@ impl LockDir {
                 return Err(removed(path, "replaced by another directory"))
             }
             Some(_) => {}
-            None => lock(&KNOWN).push((versioned.clone(), identity)),
+            None if locking => lock(&KNOWN).push((versioned.clone(), identity)),
+            None => {}
         }
         let dir = Arc::new(LockDir {
             path: path.to_owned(),
@@ -131,6 +139,10 @@ impl LockDir {
             table: Mutex::new(None),
             pool: Mutex::new(Vec::new()),
         });
+        if !locking {
+            // Not cached either: a later lock here must remember it as it is then.
+            return Ok(dir);
+        }
         let mut cache = lock(&CACHE);
         if cache.len() >= CACHE_MAX {
             cache.remove(0);
@@ -383,7 +395,7 @@ mod tests {
         std::fs::create_dir(&root).unwrap();
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
         let squatted = std::os::unix::fs::chown(&root, Some(65534), None).is_ok();
-        let err = LockDir::get(None, &base).unwrap_err();
+        let err = LockDir::get(None, &base, true).unwrap_err();
         std::fs::remove_dir_all(&base).unwrap();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
         let msg = err.to_string();

@@ -65,7 +65,8 @@ use std::path::Path;
 
 /// The holders of serial groups in a lock directory, and the requests waiting for them,
 /// as their processes recorded them (processes that are gone are left out): `lock_dir`,
-/// else `ISOFIX_LOCK_DIR`, else the default one. Records are information, written by
+/// else `ISOFIX_LOCK_DIR`, else the default one. A lock directory that does not exist has
+/// none; listing creates nothing. Records are information, written by
 /// every holder beside its locks; `docs/serial.md` describes their format.
 ///
 /// ```
@@ -80,6 +81,10 @@ use std::path::Path;
 pub fn holders(lock_dir: Option<&Path>) -> io::Result<Vec<Holder>> {
     let settings = settings::get()?;
     let configured = lock_dir.or(settings.lock_dir.as_deref());
-    let dir = lock_dir::LockDir::get(configured, &lock_dir::default_base())?;
-    dir.holders(None)
+    // A listing makes nothing: no lock directory, no holders.
+    match lock_dir::LockDir::get(configured, &lock_dir::default_base(), false) {
+        Ok(dir) => dir.holders(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
