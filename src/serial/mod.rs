@@ -35,8 +35,10 @@
 //!   whose hold cannot move, requests of its thread for its groups nest on it (counted;
 //!   released when the last guard drops), except exclusively while it holds them shared,
 //!   which fails at once with [`std::io::ErrorKind::WouldBlock`].
-//! - **Waiting**: without a timeout a request blocks in the kernel; with one, or async,
-//!   it polls every 2 ms at most and leaves the queue as soon as it gives up.
+//! - **Waiting**: without a timeout a request blocks in the kernel (except for a group
+//!   limited to N whose N slots are all busy: the first waiter looks for a free one every
+//!   2 ms at most); with a timeout, or async, it polls every 2 ms at most and leaves the
+//!   queue as soon as it gives up.
 //! - **Bounds**: at most 24 descriptors and 2 threads of isofix's own besides the groups
 //!   held, whatever the number of groups.
 //! - **Settings**: `ISOFIX_LOCK_DIR`, `ISOFIX_LOCK_SCOPE`, `ISOFIX_WAIT_WARN_SECS` and
