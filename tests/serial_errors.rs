@@ -385,3 +385,27 @@ fn a_relative_lock_dir_of_the_builder_follows_the_working_directory() {
     child.finish().assert_success();
     assert!(a.join("locks").is_dir() && b.join("locks").is_dir());
 }
+
+#[cfg(unix)]
+#[test]
+fn records_that_cannot_be_written_do_not_fail_the_lock() {
+    child_role();
+    let group = unique("unrecorded");
+    let child = serial_support::command(
+        "records_that_cannot_be_written_do_not_fail_the_lock",
+        &["try", &group],
+    );
+    // No file may grow past 0 bytes (SIGXFSZ ignored, so writes fail with EFBIG): lock
+    // files stay empty, record lines cannot be written.
+    let mut limited = std::process::Command::new("sh");
+    limited.args([
+        "-c",
+        "trap '' XFSZ; exec \"$@\"",
+        "sh",
+        "prlimit",
+        "--fsize=0",
+        "--",
+    ]);
+    let said = serial_support::wrapped(limited, &child).read_marked();
+    assert_eq!(said, "ok");
+}

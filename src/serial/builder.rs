@@ -474,8 +474,7 @@ fn finish(req: &Request, locks: Locks, own: Arc<Record>) -> io::Result<Held> {
         &req.stem,
         req.test.as_deref(),
     );
-    own.rewrite(&line)
-        .map_err(|e| failed(e, &req.dir, &req.name, req.mode))?;
+    own.rewrite(&line);
     Ok(Held::new(
         Arc::clone(&req.dir),
         req.name.clone(),

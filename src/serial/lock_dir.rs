@@ -211,7 +211,7 @@ impl LockDir {
                 table.get_or_insert(Arc::new(Table::create(&self.handle, &self.versioned)?)),
             ),
         };
-        table.put(line)
+        Ok(table.put(line))
     }
 }
 

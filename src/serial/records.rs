@@ -170,7 +170,7 @@ impl Table {
     }
 
     /// Writes `line` ([`LINE`] bytes) into a free line, freed when the record drops.
-    pub(crate) fn put(self: Arc<Self>, line: &[u8]) -> io::Result<Record> {
+    pub(crate) fn put(self: Arc<Self>, line: &[u8]) -> Record {
         let at = {
             let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
             match lines.0.pop() {
@@ -182,8 +182,8 @@ impl Table {
             }
         };
         let record = Record { table: self, at };
-        record.rewrite(line)?;
-        Ok(record)
+        record.rewrite(line);
+        record
     }
 }
 
@@ -195,9 +195,11 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// Replaces the line (one `pwrite(2)`).
-    pub(crate) fn rewrite(&self, line: &[u8]) -> io::Result<()> {
-        write_at(&self.table.file, line, self.at * LINE as u64)
+    /// Replaces the line (one `pwrite(2)`). Information only: a line that cannot be
+    /// written (a full disk, a file size limit) leaves the record missing or stale, and
+    /// never fails the lock.
+    pub(crate) fn rewrite(&self, line: &[u8]) {
+        let _ = write_at(&self.table.file, line, self.at * LINE as u64);
     }
 
     /// Whether `entry` is this record.
