@@ -67,6 +67,17 @@ impl Drop for TheirDir {
     }
 }
 
+/// `<scratch>/locks` and its `v1/`, private; and the path of `v1/holders`, not made.
+fn private_layout(scratch: &IsolatedDir) -> (PathBuf, PathBuf) {
+    let locks = scratch.path().join("locks");
+    fs::create_dir_all(locks.join("v1")).unwrap();
+    for dir in [&locks, &locks.join("v1")] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let holders = locks.join("v1").join("holders");
+    (locks, holders)
+}
+
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
@@ -129,13 +140,10 @@ fn a_lock_dir_swapped_by_another_user_is_not_followed() {
 #[test]
 fn a_holders_dir_swapped_for_a_symlink_is_refused() {
     let scratch = IsolatedDir::new().unwrap();
-    let locks = scratch.path().join("locks");
+    let (locks, holders) = private_layout(&scratch);
     let victim = scratch.path().join("victim");
     fs::create_dir(&victim).unwrap();
-    fs::create_dir_all(locks.join("v1")).unwrap();
-    fs::set_permissions(&locks, fs::Permissions::from_mode(0o700)).unwrap();
-    fs::set_permissions(locks.join("v1"), fs::Permissions::from_mode(0o700)).unwrap();
-    symlink(&victim, locks.join("v1").join("holders")).unwrap();
+    symlink(&victim, holders).unwrap();
     let err = SerialGuard::group(unique("holders-link"))
         .lock_dir(&locks)
         .timeout(SAFETY)
@@ -151,11 +159,8 @@ fn a_holders_dir_swapped_for_a_symlink_is_refused() {
 #[test]
 fn a_holders_dir_open_to_others_is_refused_with_a_full_message() {
     let scratch = IsolatedDir::new().unwrap();
-    let locks = scratch.path().join("locks");
-    let holders = locks.join("v1").join("holders");
-    fs::create_dir_all(&holders).unwrap();
-    fs::set_permissions(&locks, fs::Permissions::from_mode(0o700)).unwrap();
-    fs::set_permissions(locks.join("v1"), fs::Permissions::from_mode(0o700)).unwrap();
+    let (locks, holders) = private_layout(&scratch);
+    fs::create_dir(&holders).unwrap();
     fs::set_permissions(&holders, fs::Permissions::from_mode(0o755)).unwrap();
     let group = unique("holders-open");
     let err = SerialGuard::group(&group)
@@ -207,12 +212,9 @@ fn a_lock_file_planted_as_a_symlink_is_named_as_such() {
 #[test]
 fn the_sweep_removes_only_stale_record_files_of_this_user() {
     let scratch = IsolatedDir::new().unwrap();
-    let locks = scratch.path().join("locks");
-    let holders = locks.join("v1").join("holders");
-    fs::create_dir_all(&holders).unwrap();
-    for dir in [&locks, &locks.join("v1"), &holders] {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
-    }
+    let (locks, holders) = private_layout(&scratch);
+    fs::create_dir(&holders).unwrap();
+    fs::set_permissions(&holders, fs::Permissions::from_mode(0o700)).unwrap();
     let outside = scratch.path().join("precious");
     fs::write(&outside, "keep").unwrap();
     // A dead process's file has lines; an empty new one may be one that its process has
