@@ -243,6 +243,12 @@ impl Drop for Waiting {
     }
 }
 
+/// `mutex`, locked; every critical section here leaves its data consistent, so a panic
+/// elsewhere poisons nothing.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// What the watchdog does when a moment comes.
 pub(crate) enum Action {
     Warn(Box<dyn FnOnce() + Send>),
@@ -265,7 +271,7 @@ mod watchdog {
     static WAKE: Condvar = Condvar::new();
 
     fn locked() -> MutexGuard<'static, Option<State>> {
-        STATE.lock().unwrap_or_else(PoisonError::into_inner)
+        super::locked(&STATE)
     }
 
     /// Runs `action` at `at` (unless cancelled first); returns its id, or `None` if the
@@ -370,7 +376,7 @@ mod warner {
     static POSTED: Condvar = Condvar::new();
 
     fn locked() -> MutexGuard<'static, State> {
-        STATE.lock().unwrap_or_else(PoisonError::into_inner)
+        super::locked(&STATE)
     }
 
     /// Has the warner thread run `warning`; never blocks on stderr.
