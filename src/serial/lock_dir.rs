@@ -98,7 +98,8 @@ impl LockDir {
         };
         let cached = lock(&CACHE).iter().find(|d| d.path == path).cloned();
         if let Some(dir) = cached {
-            dir.still_there()?;
+            // Checked once the request holds its locks (see `still_there`): one `lstat`
+            // per acquisition is enough.
             return Ok(dir);
         }
         let versioned = path.join(LAYOUT);
@@ -152,7 +153,7 @@ impl LockDir {
     }
 
     /// Fails if the directory was removed or replaced since it was opened (`lstat(2)`).
-    /// Checked before a request and again once it holds its locks: a request that waited
+    /// Checked once a request holds its locks, and when it fails: a request that waited
     /// while the directory was removed holds a lock that no longer excludes newcomers.
     pub(crate) fn still_there(&self) -> io::Result<()> {
         match std::fs::symlink_metadata(&self.versioned) {
