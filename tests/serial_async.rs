@@ -128,3 +128,43 @@ async fn macro_entry_points_acquire_and_panic_with_the_error() {
     let msg = panic.downcast_ref::<String>().unwrap();
     assert!(msg.starts_with("isofix: "), "{msg}");
 }
+
+#[cfg(unix)]
+#[test]
+fn async_waits_time_out_in_a_process_that_cannot_start_threads() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    serial_support::child_role();
+    let test = "async_waits_time_out_in_a_process_that_cannot_start_threads";
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    // RLIMIT_NPROC does not bind root: play uid 65534 then, in a directory of its own.
+    let scratch = std::env::temp_dir().join(format!("isofix-nproc-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&scratch).unwrap();
+    std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut wrapper = match root {
+        true => {
+            if std::process::Command::new("setpriv")
+                .arg("--version")
+                .output()
+                .is_err()
+            {
+                std::fs::remove_dir(&scratch).unwrap();
+                return println!("skipped: as root, this needs setpriv to play uid 65534");
+            }
+            std::os::unix::fs::chown(&scratch, Some(65534), Some(65534)).unwrap();
+            let mut c = std::process::Command::new("setpriv");
+            c.args(serial_support::AS_NOBODY).arg("prlimit");
+            c
+        }
+        false => std::process::Command::new("prlimit"),
+    };
+    // The user's processes already reach a limit of 1: no new thread can start.
+    wrapper.args(["--nproc=1", "--"]);
+    let mut child = serial_support::command(test, &["async-no-threads", &unique("no-threads")]);
+    child.env("ISOFIX_LOCK_DIR", scratch.join("locks"));
+    let mut child = serial_support::wrapped(wrapper, &child);
+    let said = child.read_marked();
+    let finished = child.finish();
+    std::fs::remove_dir_all(&scratch).unwrap();
+    assert!(said.starts_with("err TimedOut"), "{said} {finished:?}");
+    finished.assert_success();
+}

@@ -14,8 +14,8 @@ use serial_support::{child_role, poll_once, unique};
 
 /// Descriptors isofix may keep open: 4 lock directories, 6 each (docs/serial.md).
 const KEPT_FDS: usize = 24;
-/// Threads isofix may keep: the watchdog.
-const KEPT_THREADS: usize = 1;
+/// Threads isofix may keep: the watchdog and the warner.
+const KEPT_THREADS: usize = 2;
 const ROLE: &str = "ISOFIX_BOUNDS_ROLE";
 
 fn count(dir: &str) -> usize {

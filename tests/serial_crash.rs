@@ -66,20 +66,23 @@ fn sigkill_of_a_limited_holder_releases() {
     assert!(guard.is_ok(), "{guard:?}");
 }
 
+const PANICKING: &str = "isofix-tests-crash-panicking";
+
+#[isofix::serial_group("isofix-tests-crash-panicking")]
+fn panics_nested() {
+    let _nested = SerialGuard::shared(PANICKING).unwrap();
+    panic!("test failure inside the section");
+}
+
 #[test]
 fn panic_inside_the_section_releases() {
-    let group = unique("panic");
-    let g = group.clone();
-    let result = thread::spawn(move || {
-        let _guard = SerialGuard::lock(&g).unwrap();
-        let _nested = SerialGuard::shared(&g).unwrap();
-        panic!("test failure inside the section");
-    })
-    .join();
+    // Nested inside a guarded function, the one place where requests nest.
+    let result = thread::spawn(panics_nested).join();
     assert!(result.is_err());
-    let guard = SerialGuard::group(&group).timeout(SAFETY).acquire();
+    let guard = SerialGuard::group(PANICKING).timeout(SAFETY).acquire();
     assert!(guard.is_ok(), "{guard:?}");
     drop(guard);
+    let group = unique("panic");
     // And in the same thread, caught: nothing is poisoned.
     let caught = std::panic::catch_unwind(|| {
         let _guard = SerialGuard::lock(&group).unwrap();

@@ -278,18 +278,7 @@ fn waits_then_gets(test: &str, group: &str, role: &[&str], envs: &[(&str, &str)]
     let mut envs = envs.to_vec();
     envs.push(("ISOFIX_WAIT_WARN_SECS", "0"));
     let mut child = spawn(test, role, &envs);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            child.read_stderr_line(&mut line),
-            "the child never waited: {:?}",
-            child.finish()
-        );
-        if line.contains("has waited") {
-            break;
-        }
-    }
+    serial_support::until_waiting(&mut child);
     drop(held);
     let said = child.read_marked();
     child.finish().assert_success();
@@ -345,4 +334,78 @@ fn timeouts_still_fire_when_stderr_is_gone() {
         out.contains("ISOFIX-CHILD: err TimedOut"),
         "the request did not time out: {out}"
     );
+}
+
+#[test]
+fn a_stderr_that_does_not_drain_delays_no_timeout() {
+    child_role();
+    let group = unique("stuck-stderr");
+    let mut child = spawn(
+        "a_stderr_that_does_not_drain_delays_no_timeout",
+        &["stuck-stderr", &group],
+        &[("ISOFIX_WAIT_WARN_SECS", "0")],
+    );
+    // Its stderr is read only once it has answered.
+    let said = child.read_marked();
+    assert!(said.starts_with("err TimedOut"), "{said}");
+    child.finish().assert_success();
+}
+
+#[test]
+fn a_relative_lock_dir_from_the_environment_is_refused() {
+    child_role();
+    let group = unique("relative-env");
+    let said = serial_support::said(
+        "a_relative_lock_dir_from_the_environment_is_refused",
+        &["try", &group],
+        &[("ISOFIX_LOCK_DIR", "relative/locks")],
+    );
+    assert!(said.starts_with("err InvalidInput"), "{said}");
+    for needle in ["ISOFIX_LOCK_DIR", "relative/locks", "relative = true"] {
+        assert!(said.contains(needle), "{needle} not in {said}");
+    }
+}
+
+#[test]
+fn a_relative_lock_dir_of_the_builder_follows_the_working_directory() {
+    child_role();
+    let scratch = isofix::IsolatedDir::new().unwrap();
+    let (a, b) = (scratch.path().join("a"), scratch.path().join("b"));
+    fs::create_dir(&a).unwrap();
+    fs::create_dir(&b).unwrap();
+    let group = unique("relative-builder");
+    let mut command = serial_support::command(
+        "a_relative_lock_dir_of_the_builder_follows_the_working_directory",
+        &["relative-lock-dir", &group, b.to_str().unwrap()],
+    );
+    command.current_dir(&a);
+    let mut child = serial_support::Child::spawn(&mut command);
+    // Before, the second request took "locks" for the first directory, removed.
+    assert_eq!(child.read_marked(), "ok");
+    child.finish().assert_success();
+    assert!(a.join("locks").is_dir() && b.join("locks").is_dir());
+}
+
+#[cfg(unix)]
+#[test]
+fn records_that_cannot_be_written_do_not_fail_the_lock() {
+    child_role();
+    let group = unique("unrecorded");
+    let child = serial_support::command(
+        "records_that_cannot_be_written_do_not_fail_the_lock",
+        &["try", &group],
+    );
+    // No file may grow past 0 bytes (SIGXFSZ ignored, so writes fail with EFBIG): lock
+    // files stay empty, record lines cannot be written.
+    let mut limited = std::process::Command::new("sh");
+    limited.args([
+        "-c",
+        "trap '' XFSZ; exec \"$@\"",
+        "sh",
+        "prlimit",
+        "--fsize=0",
+        "--",
+    ]);
+    let said = serial_support::wrapped(limited, &child).read_marked();
+    assert_eq!(said, "ok");
 }

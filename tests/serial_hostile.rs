@@ -73,6 +73,17 @@ impl Drop for TheirDir {
     }
 }
 
+/// `<scratch>/locks` and its `v1/`, private; and the path of `v1/holders`, not made.
+fn private_layout(scratch: &IsolatedDir) -> (PathBuf, PathBuf) {
+    let locks = scratch.path().join("locks");
+    fs::create_dir_all(locks.join("v1")).unwrap();
+    for dir in [&locks, &locks.join("v1")] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let holders = locks.join("v1").join("holders");
+    (locks, holders)
+}
+
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
@@ -135,38 +146,88 @@ fn a_lock_dir_swapped_by_another_user_is_not_followed() {
 #[test]
 fn a_holders_dir_swapped_for_a_symlink_is_refused() {
     let scratch = IsolatedDir::new().unwrap();
-    let locks = scratch.path().join("locks");
+    let (locks, holders) = private_layout(&scratch);
     let victim = scratch.path().join("victim");
     fs::create_dir(&victim).unwrap();
-    fs::create_dir_all(locks.join("v1")).unwrap();
-    fs::set_permissions(&locks, fs::Permissions::from_mode(0o700)).unwrap();
-    fs::set_permissions(locks.join("v1"), fs::Permissions::from_mode(0o700)).unwrap();
-    symlink(&victim, locks.join("v1").join("holders")).unwrap();
+    symlink(&victim, holders).unwrap();
     let err = SerialGuard::group(unique("holders-link"))
         .lock_dir(&locks)
         .timeout(SAFETY)
         .acquire()
         .unwrap_err();
-    assert!(
-        err.to_string().contains(&locks.display().to_string()),
-        "{err}"
-    );
+    let msg = err.to_string();
+    assert!(msg.contains(&locks.display().to_string()), "{msg}");
+    assert!(msg.starts_with("isofix: "), "{msg}");
+    assert!(msg.contains("is a symbolic link"), "{msg}");
     assert!(entries(&victim).is_empty(), "{:?}", entries(&victim));
+}
+
+#[test]
+fn a_holders_dir_open_to_others_is_refused_with_a_full_message() {
+    let scratch = IsolatedDir::new().unwrap();
+    let (locks, holders) = private_layout(&scratch);
+    fs::create_dir(&holders).unwrap();
+    fs::set_permissions(&holders, fs::Permissions::from_mode(0o755)).unwrap();
+    let group = unique("holders-open");
+    let err = SerialGuard::group(&group)
+        .lock_dir(&locks)
+        .timeout(SAFETY)
+        .acquire()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    let msg = err.to_string();
+    assert!(msg.starts_with("isofix: "), "{msg}");
+    let path = holders.display().to_string();
+    for needle in [path.as_str(), "0755", "chmod 700"] {
+        assert!(msg.contains(needle), "{needle} not in {msg}");
+    }
+}
+
+#[test]
+fn a_lock_file_planted_as_a_symlink_is_named_as_such() {
+    child_role();
+    let scratch = IsolatedDir::new().unwrap();
+    let locks = scratch.path().join("locks");
+    let group = unique("planted");
+    drop(
+        SerialGuard::group(&group)
+            .lock_dir(&locks)
+            .acquire()
+            .unwrap(),
+    );
+    let victim = scratch.path().join("victim");
+    fs::write(&victim, "keep").unwrap();
+    let lock = entries(&locks.join("v1"))
+        .into_iter()
+        .find(|n| n.ends_with(".lock"))
+        .unwrap();
+    fs::remove_file(locks.join("v1").join(&lock)).unwrap();
+    symlink(&victim, locks.join("v1").join(&lock)).unwrap();
+    // A fresh process, which has no open file of the group to reuse.
+    let said = serial_support::said(
+        "a_lock_file_planted_as_a_symlink_is_named_as_such",
+        &["try", &group],
+        &[("ISOFIX_LOCK_DIR", locks.to_str().unwrap())],
+    );
+    assert!(said.starts_with("err "), "{said}");
+    assert!(said.contains("is a symbolic link"), "{said}");
+    assert!(!said.contains("writable"), "{said}");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
 }
 
 #[test]
 fn the_sweep_removes_only_stale_record_files_of_this_user() {
     let scratch = IsolatedDir::new().unwrap();
-    let locks = scratch.path().join("locks");
-    let holders = locks.join("v1").join("holders");
-    fs::create_dir_all(&holders).unwrap();
-    for dir in [&locks, &locks.join("v1"), &holders] {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
-    }
+    let (locks, holders) = private_layout(&scratch);
+    fs::create_dir(&holders).unwrap();
+    fs::set_permissions(&holders, fs::Permissions::from_mode(0o700)).unwrap();
     let outside = scratch.path().join("precious");
     fs::write(&outside, "keep").unwrap();
+    // A dead process's file has lines; an empty new one may be one that its process has
+    // just created and is about to lock.
     let stale = "5-0000000000000005-0.rec";
-    fs::write(holders.join(stale), "").unwrap();
+    fs::write(holders.join(stale), "- pid=5\n").unwrap();
+    fs::write(holders.join("7-0000000000000007-0.rec"), "").unwrap();
     fs::write(holders.join("notes.txt"), "").unwrap();
     fs::write(holders.join("1-0000000000000001-0"), "").unwrap();
     symlink(&outside, holders.join("2-0000000000000002-0.rec")).unwrap();
@@ -181,6 +242,7 @@ fn the_sweep_removes_only_stale_record_files_of_this_user() {
         "2-0000000000000002-0.rec",
         "3-0000000000000003-0.rec",
         "4-0000000000000004-0.rec",
+        "7-0000000000000007-0.rec",
         "notes.txt",
     ];
     let theirs = "6-0000000000000006-0.rec";
@@ -201,7 +263,7 @@ fn the_sweep_removes_only_stale_record_files_of_this_user() {
     let mut others: Vec<&str> = left
         .iter()
         .map(String::as_str)
-        .filter(|n| !n.starts_with(&ours) && *n != "sweep.lock")
+        .filter(|n| !n.starts_with(&ours))
         .collect();
     others.sort();
     kept.sort();
@@ -251,4 +313,94 @@ fn the_default_lock_dir_ignores_the_environment() {
     assert!(said.starts_with("err TimedOut"), "{said}");
     prober.finish().assert_success();
     holder.finish().assert_success();
+}
+
+#[test]
+fn a_peer_stuck_holding_a_lock_in_holders_does_not_stall_acquisition() {
+    child_role();
+    let scratch = IsolatedDir::new().unwrap();
+    let locks = scratch.path().join("locks");
+    // This process makes the layout, holders/ included.
+    drop(
+        SerialGuard::group(unique("stuck-peer"))
+            .lock_dir(&locks)
+            .acquire()
+            .unwrap(),
+    );
+    // A peer (another copy of isofix, a tool) stops while holding a lock file of
+    // holders/ exclusively: here, the one record creation used to wait for.
+    let mut peer = Command::new("flock")
+        .arg(locks.join("v1/holders/sweep.lock"))
+        .args(["sh", "-c", "echo locked; cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("flock(1) of util-linux");
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(peer.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    // A fresh process takes a free group with a timeout: it must neither wait for the
+    // peer nor pass its timeout (the child reports "hung" after a minute).
+    let group = unique("free");
+    let mut child = spawn(
+        "a_peer_stuck_holding_a_lock_in_holders_does_not_stall_acquisition",
+        &["try-for", &group, "500"],
+        &[("ISOFIX_LOCK_DIR", locks.to_str().unwrap())],
+    );
+    let said = child.read_marked();
+    drop(peer.stdin.take());
+    peer.wait().unwrap();
+    assert_eq!(said, "ok");
+    child.finish().assert_success();
+}
+
+/// The default root `/tmp/isofix-65534` made by another user (root here), closed (0700)
+/// or as a symbolic link: uid 65534 gets a hint it can follow.
+#[test]
+fn a_squatted_default_root_gets_a_hint_the_victim_can_follow() {
+    child_role();
+    if !can_play_another_user() {
+        return;
+    }
+    let test = "a_squatted_default_root_gets_a_hint_the_victim_can_follow";
+    let root = Path::new("/tmp/isofix-65534");
+    if fs::symlink_metadata(root).is_ok() {
+        return println!("skipped: {} exists already", root.display());
+    }
+    let elsewhere = IsolatedDir::new().unwrap();
+    let squats: [(&str, &dyn Fn()); 2] = [
+        ("owned by uid 0", &|| {
+            fs::create_dir(root).unwrap();
+            fs::set_permissions(root, fs::Permissions::from_mode(0o700)).unwrap();
+        }),
+        ("symbolic link", &|| {
+            symlink(elsewhere.path(), root).unwrap()
+        }),
+    ];
+    for (cause, squat) in squats {
+        squat();
+        let mut child = serial_support::command(test, &["try", &unique("squatted")]);
+        child.env_remove("ISOFIX_LOCK_DIR");
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args(serial_support::AS_NOBODY);
+        let said = serial_support::wrapped(setpriv, &child).read_marked();
+        match fs::symlink_metadata(root).unwrap().is_dir() {
+            true => fs::remove_dir(root).unwrap(),
+            false => fs::remove_file(root).unwrap(),
+        }
+        assert!(said.starts_with("err PermissionDenied"), "{said}");
+        for needle in [
+            cause,
+            "/tmp/isofix-65534",
+            "set ISOFIX_LOCK_DIR",
+            "another user",
+        ] {
+            assert!(said.contains(needle), "{needle} not in {said}");
+        }
+        assert!(
+            !said.contains("remove"),
+            "a hint the victim cannot follow: {said}"
+        );
+    }
 }

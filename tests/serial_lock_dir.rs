@@ -84,3 +84,62 @@ fn removal_between_two_processes_is_refused() {
     assert_refused(take(&group, &dir).unwrap_err(), &dir, "removed");
     holder.finish().assert_success();
 }
+
+/// A request already waiting in the lock directory when it is removed must not get the
+/// group when the old holder lets go: a newcomer holds it in the new directory by then.
+fn removal_under_a_waiter(test: &str, waiter: &[&str]) {
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let env = [("ISOFIX_LOCK_DIR", dir.to_str().unwrap())];
+    let group = unique("removed-under-waiter");
+    let mut first = spawn(test, &["hold", &group, "ex"], &env);
+    assert!(first.read_marked().starts_with("held"));
+    let mut role = waiter.to_vec();
+    role.insert(1, &group);
+    let warn_at_once = [env[0], ("ISOFIX_WAIT_WARN_SECS", "0")];
+    let mut waiter = spawn(test, &role, &warn_at_once);
+    serial_support::until_waiting(&mut waiter);
+    fs::remove_dir_all(&dir).unwrap();
+    // A process that starts after the removal cannot know: it takes the group afresh.
+    let mut newcomer = spawn(test, &["hold", &group, "ex"], &env);
+    assert!(newcomer.read_marked().starts_with("held"));
+    first.finish().assert_success();
+    let said = waiter.read_marked();
+    assert!(
+        said.starts_with("err NotFound") && said.contains("cargo clean"),
+        "the waiter got the group the newcomer holds: {said}"
+    );
+    waiter.finish().assert_success();
+    newcomer.finish().assert_success();
+}
+
+#[test]
+fn removal_under_a_blocked_waiter_is_refused() {
+    child_role();
+    removal_under_a_waiter("removal_under_a_blocked_waiter_is_refused", &["try"]);
+}
+
+#[test]
+fn removal_under_a_polling_waiter_is_refused() {
+    child_role();
+    let test = "removal_under_a_polling_waiter_is_refused";
+    removal_under_a_waiter(test, &["try-for", "max"]);
+}
+
+#[test]
+fn listing_holders_makes_nothing() {
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    assert!(isofix::serial::holders(Some(&dir)).unwrap().is_empty());
+    assert!(!dir.exists(), "listing made the lock directory");
+    let group = unique("listed");
+    let guard = take(&group, &dir).unwrap();
+    let listed = isofix::serial::holders(Some(&dir)).unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|h| h.pid() == std::process::id() && !h.is_waiting()),
+        "{listed:?}"
+    );
+    drop(guard);
+}

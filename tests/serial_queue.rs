@@ -97,3 +97,28 @@ fn a_process_holding_shared_never_queues_behind_a_writer() {
     assert_eq!(writer.read_marked(), "ok");
     writer.finish().assert_success();
 }
+
+#[test]
+fn a_polled_waiter_is_not_starved_by_a_tight_relock_loop() {
+    let group = unique("relock-loop");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (g, s) = (group.clone(), std::sync::Arc::clone(&stop));
+    let first = SerialGuard::lock(&group).unwrap();
+    let (started, looping) = std::sync::mpsc::channel();
+    let looper = std::thread::spawn(move || {
+        drop(first);
+        started.send(()).unwrap();
+        // Takes the group again the moment it lets go.
+        while !s.load(std::sync::atomic::Ordering::SeqCst) {
+            drop(SerialGuard::lock(&g).unwrap());
+        }
+    });
+    looping.recv().unwrap();
+    // Polls (it has a timeout): before, it only got in if one of its tries fell into the
+    // instant between a release and the next lock.
+    let got = SerialGuard::group(&group).timeout(SAFETY).acquire();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(got.is_ok(), "{got:?}");
+    drop(got);
+    looper.join().unwrap();
+}

@@ -137,7 +137,8 @@ impl SerialBuilder {
     }
 
     /// Keeps the lock files in `dir` instead of `ISOFIX_LOCK_DIR` or the default
-    /// `/tmp/isofix-<uid>/locks`. The directory is created 0700 if missing (its parent
+    /// `/tmp/isofix-<uid>/locks`. A relative `dir` is taken relative to the working
+    /// directory at acquisition. The directory is created 0700 if missing (its parent
     /// must exist), and refused unless it is a real directory owned by this user and
     /// closed to others. Only acquisitions using the same directory exclude each other.
     /// Once used, it must not be removed while the process runs: later requests in it
@@ -158,15 +159,22 @@ impl SerialBuilder {
     }
 
     /// Takes every group, blocking the calling thread until it holds them all (or the
-    /// timeout passes). A group this thread already holds is shared with the outer guard
-    /// and stays held until the last guard drops; asking exclusively for a group the thread
-    /// holds shared fails at once with [`ErrorKind::WouldBlock`] instead of waiting for
-    /// itself.
+    /// timeout passes).
+    ///
+    /// Like a [`Mutex`](std::sync::Mutex), a guard is not reentrant: asking again for a
+    /// group that a guard of this thread holds waits for that guard (its timeout applies),
+    /// because the guard may have moved to another thread or be held across `.await` by
+    /// a task that now runs elsewhere. Only the hold of a `#[serial_group]` function,
+    /// which cannot leave its stack frame, nests: inside it, a request for one of its
+    /// groups is shared with it (counted; the group stays held until the last guard
+    /// drops); asking exclusively for a group it holds shared fails at once with
+    /// [`ErrorKind::WouldBlock`] instead of waiting for itself. Shared requests never wait
+    /// for shared holds of their own process (see [`shared`](Self::shared)).
     ///
     /// ```
     /// # fn main() -> std::io::Result<()> {
-    /// let outer = isofix::SerialGuard::group("doc-acquire").acquire()?;
-    /// let inner = isofix::SerialGuard::group("doc-acquire").shared().acquire()?; // nested: fine
+    /// let outer = isofix::SerialGuard::group("doc-acquire").shared().acquire()?;
+    /// let inner = isofix::SerialGuard::group("doc-acquire").shared().acquire()?; // readers: fine
     /// drop(outer);
     /// drop(inner); // released here
     /// # Ok(())
@@ -174,7 +182,22 @@ impl SerialBuilder {
     /// ```
     #[track_caller]
     pub fn acquire(self) -> io::Result<SerialGuard> {
-        let plan = self.plan(Location::caller())?;
+        self.acquire_blocking(None, Location::caller())
+    }
+
+    /// [`acquire`](Self::acquire) for the guard of a `#[serial_group]` frame, which later
+    /// requests of this thread nest on (see [`super::nesting::reenter`]).
+    #[track_caller]
+    pub(crate) fn acquire_frame(self) -> io::Result<SerialGuard> {
+        self.acquire_blocking(Some(Arc::new(())), Location::caller())
+    }
+
+    fn acquire_blocking(
+        self,
+        frame: Option<Arc<()>>,
+        location: &'static Location<'static>,
+    ) -> io::Result<SerialGuard> {
+        let plan = self.plan(location)?;
         let mut held = Vec::with_capacity(plan.groups.len());
         for (name, stem) in &plan.groups {
             if let Some(outer) = nesting::reenter(&plan.dir, stem, plan.mode)? {
@@ -189,9 +212,9 @@ impl SerialBuilder {
                     finish(&req, locks, own)?
                 }
             };
-            held.push(nesting::register(got, false));
+            held.push(nesting::register(got, frame.as_ref()));
         }
-        Ok(SerialGuard::new(held, plan.names(), plan.mode))
+        Ok(SerialGuard::new(held, plan.names(), plan.mode, frame))
     }
 
     /// Takes every group without blocking the async runtime, on any executor: a request
@@ -199,9 +222,8 @@ impl SerialBuilder {
     /// thread. Dropping the future before it completes gives the request up at once (it
     /// leaves the group's queue) and leaves nothing held.
     ///
-    /// Async acquisitions are not nested the way [`acquire`](Self::acquire) nests them
-    /// (tasks move between threads): a task asking exclusively for a group it holds waits
-    /// for itself, until its timeout if it has one.
+    /// Async acquisitions never nest (tasks move between threads): a task asking
+    /// exclusively for a group it holds waits for itself, until its timeout if it has one.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -229,9 +251,9 @@ impl SerialBuilder {
                         finish(&req, locks, own)?
                     }
                 };
-                held.push(nesting::register(got, true));
+                held.push(nesting::register(got, None));
             }
-            Ok(SerialGuard::new(held, plan.names(), plan.mode))
+            Ok(SerialGuard::new(held, plan.names(), plan.mode, None))
         }
     }
 
@@ -260,8 +282,13 @@ impl SerialBuilder {
             ));
         }
         let settings = settings::get()?;
-        let configured = self.lock_dir.as_deref().or(settings.lock_dir.as_deref());
-        let dir = LockDir::get(configured, &default_base())?;
+        // Relative to the working directory of the request, not of later ones.
+        let lock_dir = match self.lock_dir {
+            Some(dir) if dir.is_relative() => Some(std::env::current_dir()?.join(dir)),
+            other => other,
+        };
+        let configured = lock_dir.as_deref().or(settings.lock_dir.as_deref());
+        let dir = LockDir::get(configured, &default_base(), true)?;
         let mut names = self.groups;
         names.sort_unstable();
         names.dedup();
@@ -285,6 +312,103 @@ impl SerialBuilder {
             warn_after: settings.warn_after,
             location,
         })
+    }
+}
+
+/// The ways to acquire a guard, which all go through a [`SerialBuilder`] (here, so that
+/// the guard's module does not depend on the builder's).
+impl SerialGuard {
+    /// Holds `group` alone, blocking until no one else holds it.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let _guard = isofix::SerialGuard::lock("doc-lock-ws")?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn lock(group: &str) -> io::Result<Self> {
+        Self::group(group).acquire()
+    }
+
+    /// Holds `group` shared with other shared holders, blocking while it is held
+    /// exclusively or an exclusive request waits for it.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let a = isofix::SerialGuard::shared("doc-shared")?;
+    /// let b = std::thread::spawn(|| isofix::SerialGuard::shared("doc-shared")).join().unwrap()?;
+    /// # drop((a, b));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn shared(group: &str) -> io::Result<Self> {
+        Self::group(group).shared().acquire()
+    }
+
+    /// Holds all `groups` alone, taken in one canonical order (sorted, duplicates merged),
+    /// so that tests naming them in different orders never deadlock.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let guard = isofix::SerialGuard::lock_all(["doc-all-ws", "doc-all-db", "doc-all-ws"])?;
+    /// assert_eq!(guard.groups(), ["doc-all-db", "doc-all-ws"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn lock_all<I>(groups: I) -> io::Result<Self>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        groups
+            .into_iter()
+            .fold(SerialBuilder::empty(), |b, g| b.group(g.as_ref()))
+            .acquire()
+    }
+
+    /// A builder for `group`, for the rarer options: more groups, shared, at most N
+    /// holders, a timeout, another lock directory, async acquisition.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let _guard = isofix::SerialGuard::group("doc-group-heavy").max_holders(4).acquire()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn group(group: impl Into<String>) -> SerialBuilder {
+        SerialBuilder::empty().group(group)
+    }
+
+    /// [`lock`](Self::lock) for async tests: waits without blocking the runtime, and
+    /// dropping the future gives the request up. See [`SerialBuilder::acquire_async`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let _guard = isofix::SerialGuard::lock_async("doc-lock-async").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn lock_async(group: &str) -> impl Future<Output = io::Result<Self>> + Send + 'static {
+        Self::group(group).acquire_async()
+    }
+
+    /// [`shared`](Self::shared) for async tests. See [`SerialBuilder::acquire_async`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let _guard = isofix::SerialGuard::shared_async("doc-shared-async").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn shared_async(group: &str) -> impl Future<Output = io::Result<Self>> + Send + 'static {
+        Self::group(group).shared().acquire_async()
     }
 }
 
@@ -316,6 +440,7 @@ impl Plan {
         let failed = |e| failed(e, &self.dir, name, self.mode);
         let test = self.test.as_deref();
         if let Some(locks) = attempt.step(&self.dir, stem).map_err(failed)? {
+            self.dir.still_there()?;
             let line = records::line(State::Held, &self.mode.record(locks.slot_index), stem, test);
             let own = Arc::new(self.dir.record(&line).map_err(failed)?);
             let (name, stem) = (name.to_owned(), stem.to_owned());
@@ -341,14 +466,15 @@ impl Plan {
 
 /// Turns a waiting request that got its locks into a held group.
 fn finish(req: &Request, locks: Locks, own: Arc<Record>) -> io::Result<Held> {
+    // Waiting took long enough for the directory to be removed; `locks` go on failure.
+    req.dir.still_there()?;
     let line = records::line(
         State::Held,
         &req.mode.record(locks.slot_index),
         &req.stem,
         req.test.as_deref(),
     );
-    own.rewrite(&line)
-        .map_err(|e| failed(e, &req.dir, &req.name, req.mode))?;
+    own.rewrite(&line);
     Ok(Held::new(
         Arc::clone(&req.dir),
         req.name.clone(),
@@ -364,6 +490,22 @@ fn finish(req: &Request, locks: Locks, own: Arc<Record>) -> io::Result<Held> {
 fn failed(e: io::Error, dir: &LockDir, name: &str, mode: Mode) -> io::Error {
     if e.get_ref().is_some() && e.raw_os_error().is_none() {
         return e;
+    }
+    // Files cannot be made in a directory that was removed under the request.
+    if let Err(removed) = dir.still_there() {
+        return removed;
+    }
+    if sys::is_symlink_refused(&e) {
+        return wrap(
+            e,
+            format_args!(
+                "acquire serial group {name:?} {}: one of its files in lock directory {} is \
+                 a symbolic link, which isofix never follows",
+                mode.describe(),
+                dir.path().display()
+            ),
+            "remove the link (isofix makes its files itself), and find out who made it",
+        );
     }
     let hint = if sys::is_out_of_descriptors(&e) {
         format!(

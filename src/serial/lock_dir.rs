@@ -10,15 +10,15 @@
 //! handle and this process's record file); a directory in use by a held guard stays open
 //! until the guard drops. Each process remembers the identity of every lock directory it
 //! used: one that is removed or replaced while the process runs fails every later request
-//! in it, instead of silently starting a second lock space beside the locks still held in
-//! the removed one.
+//! in it, and every request that was waiting in it once it gets its locks, instead of
+//! silently starting a second lock space beside the locks still held in the removed one.
 
 use std::fs::File;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::records::{Record, Table};
+use super::records::{self, Record, Table};
 use super::settings::DIR_VAR;
 use crate::common::error::{error, wrap};
 use crate::common::file_lock::{self, LockMode};
@@ -78,8 +78,14 @@ pub(crate) fn default_base() -> PathBuf {
 
 impl LockDir {
     /// The lock directory `configured` (the builder's or `ISOFIX_LOCK_DIR`), else the
-    /// default one under `base`, opened or taken from the cache.
-    pub(crate) fn get(configured: Option<&Path>, base: &Path) -> io::Result<Arc<LockDir>> {
+    /// default one under `base`, opened or taken from the cache. For `locking`, it is
+    /// created if missing and remembered (see the module docs); else a missing one is
+    /// `NotFound` and nothing is made or remembered.
+    pub(crate) fn get(
+        configured: Option<&Path>,
+        base: &Path,
+        locking: bool,
+    ) -> io::Result<Arc<LockDir>> {
         let default;
         let path = match configured {
             Some(path) => path,
@@ -92,7 +98,8 @@ impl LockDir {
         };
         let cached = lock(&CACHE).iter().find(|d| d.path == path).cloned();
         if let Some(dir) = cached {
-            dir.still_there()?;
+            // Checked once the request holds its locks (see `still_there`): one `lstat`
+            // per acquisition is enough.
             return Ok(dir);
         }
         let versioned = path.join(LAYOUT);
@@ -101,13 +108,14 @@ impl LockDir {
             .find(|(p, _)| *p == versioned)
             .map(|(_, id)| *id);
         // A directory this process used is never made again: see the module docs.
+        let create = locking && known.is_none();
         let handle = match configured {
-            Some(_) => open_private(None, path, path, known.is_none(), Owner::Configured),
-            None => open_default(path, known.is_none()),
+            Some(_) => open_private(None, path, path, create, Owner::Configured),
+            None => open_default(path, create),
         }
         .and_then(|root| {
             let name = Path::new(LAYOUT);
-            open_private(Some(&root), name, &versioned, known.is_none(), Owner::Inner)
+            open_private(Some(&root), name, &versioned, create, Owner::Inner)
         });
         let handle = match handle {
             Err(e) if e.kind() == ErrorKind::NotFound && known.is_some() => {
@@ -121,7 +129,8 @@ impl LockDir {
                 return Err(removed(path, "replaced by another directory"))
             }
             Some(_) => {}
-            None => lock(&KNOWN).push((versioned.clone(), identity)),
+            None if locking => lock(&KNOWN).push((versioned.clone(), identity)),
+            None => {}
         }
         let dir = Arc::new(LockDir {
             path: path.to_owned(),
@@ -131,6 +140,10 @@ impl LockDir {
             table: Mutex::new(None),
             pool: Mutex::new(Vec::new()),
         });
+        if !locking {
+            // Not cached either: a later lock here must remember it as it is then.
+            return Ok(dir);
+        }
         let mut cache = lock(&CACHE);
         if cache.len() >= CACHE_MAX {
             cache.remove(0);
@@ -140,7 +153,9 @@ impl LockDir {
     }
 
     /// Fails if the directory was removed or replaced since it was opened (`lstat(2)`).
-    fn still_there(&self) -> io::Result<()> {
+    /// Checked once a request holds its locks, and when it fails: a request that waited
+    /// while the directory was removed holds a lock that no longer excludes newcomers.
+    pub(crate) fn still_there(&self) -> io::Result<()> {
         match std::fs::symlink_metadata(&self.versioned) {
             Ok(meta) if sys::file_identity(&meta) == self.identity => Ok(()),
             Ok(_) => Err(removed(&self.path, "replaced by another directory")),
@@ -163,9 +178,9 @@ impl LockDir {
         self.identity == other.identity && self.path == other.path
     }
 
-    /// The handle of the layout directory.
-    pub(crate) fn handle(&self) -> &DirHandle {
-        &self.handle
+    /// The records of holders and waiters here (of `group` only, if given).
+    pub(crate) fn holders(&self, group: Option<&str>) -> io::Result<Vec<super::Holder>> {
+        records::read(&self.handle, &self.versioned, group)
     }
 
     /// The lock file `name`, unlocked: from the pool, else opened (created if missing),
@@ -193,9 +208,11 @@ impl LockDir {
         let mut table = lock(&self.table);
         let table = match &*table {
             Some(table) => Arc::clone(table),
-            None => Arc::clone(table.get_or_insert(Arc::new(Table::create(&self.handle)?))),
+            None => Arc::clone(
+                table.get_or_insert(Arc::new(Table::create(&self.handle, &self.versioned)?)),
+            ),
         };
-        table.put(line)
+        Ok(table.put(line))
     }
 }
 
@@ -303,7 +320,15 @@ fn open_private(
         other => other,
     };
     let handle = opened.map_err(|e| {
-        let hint = if sys::is_out_of_descriptors(&e) {
+        // For the message only: the handle's open already refused it.
+        let found = std::fs::symlink_metadata(full).ok();
+        let squatted = owner == Owner::DefaultRoot
+            && found
+                .as_ref()
+                .is_some_and(|m| !sys::owned_by_current_user(m));
+        let hint = if squatted {
+            squat_hint()
+        } else if sys::is_out_of_descriptors(&e) {
             "the process is out of file descriptors: raise `ulimit -n`, or find what else \
              keeps so many open"
                 .to_owned()
@@ -312,13 +337,13 @@ fn open_private(
         } else {
             format!("set {DIR_VAR} to a directory that only you own (mode 0700)")
         };
-        // For the message only: the handle's open already refused it.
-        let cause = match std::fs::symlink_metadata(full) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                "it is a symbolic link, which could point anywhere"
+        let cause = match &found {
+            Some(meta) if meta.file_type().is_symlink() => {
+                "it is a symbolic link, which could point anywhere".to_owned()
             }
-            Ok(meta) if !meta.is_dir() => "it is not a directory",
-            _ => "",
+            Some(meta) if !meta.is_dir() => "it is not a directory".to_owned(),
+            Some(meta) => sys::not_private_reason(meta).unwrap_or_default(),
+            None => String::new(),
         };
         if cause.is_empty() {
             wrap(e, format_args!("open {}", shown()), hint)
@@ -335,11 +360,7 @@ fn open_private(
         return Ok(handle);
     };
     let hint = if !sys::owned_by_current_user(&meta) && owner == Owner::DefaultRoot {
-        format!(
-            "another user made your default lock directory's parent; set {DIR_VAR} to a \
-             private directory of yours (for example $HOME/.cache/isofix-locks) wherever \
-             your tests run, e.g. in [env] of .cargo/config.toml"
-        )
+        squat_hint()
     } else if !sys::owned_by_current_user(&meta) {
         format!("set {DIR_VAR} to a directory that only you own (mode 0700)")
     } else {
@@ -350,6 +371,16 @@ fn open_private(
         format_args!("refusing to use {}: {reason}", shown()),
         hint,
     ))
+}
+
+/// The hint for a default root that another user made (or linked): one the victim can
+/// follow, never "remove it".
+fn squat_hint() -> String {
+    format!(
+        "another user made your default lock directory's parent; set {DIR_VAR} to a \
+         private directory of yours (for example $HOME/.cache/isofix-locks) wherever your \
+         tests run, e.g. in [env] of .cargo/config.toml"
+    )
 }
 
 #[cfg(all(test, unix))]
@@ -365,7 +396,7 @@ mod tests {
         std::fs::create_dir(&root).unwrap();
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
         let squatted = std::os::unix::fs::chown(&root, Some(65534), None).is_ok();
-        let err = LockDir::get(None, &base).unwrap_err();
+        let err = LockDir::get(None, &base, true).unwrap_err();
         std::fs::remove_dir_all(&base).unwrap();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
         let msg = err.to_string();

@@ -20,9 +20,9 @@
 //! - **Scope**: every process of this user on this machine, so the same lock serves
 //!   `cargo test` (threads) and `cargo nextest run` (processes), and every project of the
 //!   user: set `ISOFIX_LOCK_SCOPE` to keep a project's groups to itself. The lock files
-//!   live in `ISOFIX_LOCK_DIR` if set, else in `/tmp/isofix-<uid>/locks`; that directory
-//!   must be a real directory owned by this user with mode 0700, or acquisition fails
-//!   saying why.
+//!   live in `ISOFIX_LOCK_DIR` (an absolute path) if set, else in
+//!   `/tmp/isofix-<uid>/locks`; that directory must be a real directory owned by this
+//!   user with mode 0700, or acquisition fails saying why.
 //! - **Names**: any non-empty text. It maps to one file name (a readable slug plus a
 //!   128-bit hash of the full name), never to a path.
 //! - **Crash safety**: the locks are `flock`s, which the kernel drops when their holder
@@ -30,12 +30,16 @@
 //! - **Fairness**: a waiting exclusive request is not starved by new shared holders of
 //!   other processes; waiting requests queue on a gate lock.
 //! - **Order**: several groups are taken in one canonical order (sorted by name).
-//! - **Nesting**: a thread may take a group it holds again (counted; released when the last
-//!   guard drops), except exclusively while it holds it shared, which fails at once with
-//!   [`std::io::ErrorKind::WouldBlock`].
-//! - **Waiting**: without a timeout a request blocks in the kernel; with one, or async,
-//!   it polls every 2 ms at most and leaves the queue as soon as it gives up.
-//! - **Bounds**: at most 24 descriptors and 1 thread of isofix's own besides the groups
+//! - **Nesting**: guards are not reentrant (they are `Send`): a second request for a group
+//!   a guard holds waits for it, as a `Mutex` would. Inside a `#[serial_group]` function,
+//!   whose hold cannot move, requests of its thread for its groups nest on it (counted;
+//!   released when the last guard drops), except exclusively while it holds them shared,
+//!   which fails at once with [`std::io::ErrorKind::WouldBlock`].
+//! - **Waiting**: without a timeout a request blocks in the kernel (except for a group
+//!   limited to N whose N slots are all busy: the first waiter looks for a free one every
+//!   2 ms at most); with a timeout, or async, it polls every 2 ms at most and leaves the
+//!   queue as soon as it gives up.
+//! - **Bounds**: at most 24 descriptors and 2 threads of isofix's own besides the groups
 //!   held, whatever the number of groups.
 //! - **Settings**: `ISOFIX_LOCK_DIR`, `ISOFIX_LOCK_SCOPE`, `ISOFIX_WAIT_WARN_SECS` and
 //!   `ISOFIX_LOCK_TIMEOUT_SECS` are read and checked on the first acquisition of the
@@ -63,7 +67,8 @@ use std::path::Path;
 
 /// The holders of serial groups in a lock directory, and the requests waiting for them,
 /// as their processes recorded them (processes that are gone are left out): `lock_dir`,
-/// else `ISOFIX_LOCK_DIR`, else the default one. Records are information, written by
+/// else `ISOFIX_LOCK_DIR`, else the default one. A lock directory that does not exist has
+/// none; listing creates nothing. Records are information, written by
 /// every holder beside its locks; `docs/serial.md` describes their format.
 ///
 /// ```
@@ -78,6 +83,10 @@ use std::path::Path;
 pub fn holders(lock_dir: Option<&Path>) -> io::Result<Vec<Holder>> {
     let settings = settings::get()?;
     let configured = lock_dir.or(settings.lock_dir.as_deref());
-    let dir = lock_dir::LockDir::get(configured, &lock_dir::default_base())?;
-    records::read(dir.handle(), None)
+    // A listing makes nothing: no lock directory, no holders.
+    match lock_dir::LockDir::get(configured, &lock_dir::default_base(), false) {
+        Ok(dir) => dir.holders(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }

@@ -1,5 +1,5 @@
-//! Groups held by this process: per-thread nesting, and the shared holds that let a
-//! shared request skip the gate (see [`super::protocol`]).
+//! Groups held by this process: nesting on the holds of `#[serial_group]` frames, and the
+//! shared holds that let a shared request skip the gate (see [`super::protocol`]).
 //!
 //! One list for the process, of weak references to what live guards hold: as long as the
 //! number of groups held at once, whatever the number of groups ever taken.
@@ -49,9 +49,12 @@ impl Held {
     }
 }
 
-/// What live guards hold, with the thread that took it (`None` for an async acquisition,
-/// which does not nest: tasks move between threads).
-type List = Vec<(Option<ThreadId>, Weak<Held>)>;
+/// A hold pinned to a thread's stack: the thread, and a token that lives exactly as long
+/// as the frame's guard (not as long as the hold, which nested guards may share and move).
+type Frame = (ThreadId, Weak<()>);
+
+/// What live guards hold, with the frame that holds it, if any.
+type List = Vec<(Option<Frame>, Weak<Held>)>;
 
 static HELD: Mutex<List> = Mutex::new(Vec::new());
 
@@ -60,13 +63,21 @@ fn live<R>(f: impl FnOnce(&mut List) -> R) -> R {
     f(&mut held)
 }
 
-/// The guard of the calling thread for the group, if it holds it, shared out (counted);
-/// an error if `mode` would need more than the thread holds.
+/// The frame hold of the group on the calling thread, if there is one, shared out
+/// (counted); an error if `mode` would need more than the frame holds.
+///
+/// Only frame holds nest. A guard of the public API may move to another thread or, held
+/// across `.await`, interleave with other tasks on this one; nesting on it would let a
+/// second holder in while the first is still inside (std's `ReentrantLock` guards are
+/// `!Send` for the same reason). A frame hold cannot move, and a sync function's frame
+/// cannot interleave with other work on its thread.
 pub(crate) fn reenter(dir: &LockDir, stem: &str, mode: Mode) -> io::Result<Option<Arc<Held>>> {
-    let me = Some(thread::current().id());
+    let me = thread::current().id();
     let found = live(|held| {
         held.iter()
-            .filter(|(thread, _)| *thread == me)
+            .filter(|(frame, _)| {
+                matches!(frame, Some((thread, token)) if *thread == me && token.strong_count() > 0)
+            })
             .filter_map(|(_, h)| h.upgrade())
             .find(|h| h.is(dir, stem))
     });
@@ -97,17 +108,14 @@ pub(crate) fn held_shared(dir: &LockDir, stem: &str) -> bool {
     })
 }
 
-/// Records that the calling thread (or, if `task`, an async task) holds `held`; forgets
-/// what dropped guards held.
-pub(crate) fn register(held: Held, task: bool) -> Arc<Held> {
+/// Records that this process holds `held`, as a frame hold of the calling thread if
+/// `frame` is the token of a frame's guard; forgets what dropped guards held.
+pub(crate) fn register(held: Held, frame: Option<&Arc<()>>) -> Arc<Held> {
     let held = Arc::new(held);
-    let thread = match task {
-        true => None,
-        false => Some(thread::current().id()),
-    };
+    let frame = frame.map(|token| (thread::current().id(), Arc::downgrade(token)));
     live(|list| {
         list.retain(|(_, h)| h.strong_count() > 0);
-        list.push((thread, Arc::downgrade(&held)));
+        list.push((frame, Arc::downgrade(&held)));
     });
     held
 }

@@ -14,10 +14,12 @@ pub fn serial_builder(groups: &[&str]) -> SerialBuilder {
         .for_attribute()
 }
 
-/// Acquires, or fails the test with the error's message, reported at the test.
+/// Acquires, or fails the test with the error's message, reported at the test. The guard
+/// is a hygienic local of a sync function, which user code cannot name or move: requests
+/// of this thread nest on it while it lives.
 #[track_caller]
 pub fn enter(builder: SerialBuilder) -> SerialGuard {
-    match builder.acquire() {
+    match builder.acquire_frame() {
         Ok(guard) => guard,
         Err(err) => panic!("{err}"),
     }

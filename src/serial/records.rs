@@ -16,24 +16,30 @@
 //! `slot-<i>/<n>` of a group limited to `n`, `max-<n>` while waiting for one), the
 //! group's file stem, and the test's name, cut to fit; spaces pad the line to its `\n`.
 //!
-//! A process creates its file, and removes the files of dead processes, under the
-//! exclusive lock of `holders/sweep.lock`, so a file is never seen unlocked while it is
-//! being created. Only regular files of this user named like a record file are removed.
+//! A process removes the files of dead processes when it creates its own, without waiting
+//! for anyone: a file is stale when it is lockable and not [empty and young](CREATING),
+//! since a process locks its new file before it writes to it. Only regular files of this
+//! user named like a record file are removed.
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::settings::DIR_VAR;
+use crate::common::error::{error, wrap};
 use crate::common::file_lock::{self, LockMode};
 use crate::sys::{self, DirHandle};
 
 /// Bytes per line.
 pub(crate) const LINE: usize = 256;
 const HOLDERS: &str = "holders";
-const SWEEP_LOCK: &str = "sweep.lock";
+/// How long an empty, unlocked record file may be one that its process has just created
+/// and is about to lock.
+const CREATING: Duration = Duration::from_secs(60);
 const SUFFIX: &str = ".rec";
 
 /// State of a request, its line's first byte.
@@ -70,20 +76,44 @@ fn is_record_name(name: &str) -> bool {
             && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// `holders/` in `dir`, created 0700 if missing, checked like the lock directory.
-fn holders_dir(dir: &DirHandle, create: bool) -> io::Result<DirHandle> {
+/// `holders/` in `dir` (the layout directory at `shown`, for messages), created 0700 if
+/// missing, checked like the lock directory.
+fn holders_dir(dir: &DirHandle, shown: &Path, create: bool) -> io::Result<DirHandle> {
+    let path = shown.join(HOLDERS);
     let opened = match dir.open_dir(HOLDERS) {
         Err(e) if e.kind() == io::ErrorKind::NotFound && create => match dir.create_dir(HOLDERS) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-            _ => dir.open_dir(HOLDERS)?,
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+            _ => dir.open_dir(HOLDERS),
         },
-        other => other?,
+        other => other,
     };
+    let opened = opened.map_err(|e| {
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        match is_link {
+            true => error(
+                io::ErrorKind::PermissionDenied,
+                format_args!(
+                    "refusing to use holders directory {}: it is a symbolic link, which \
+                     could point anywhere",
+                    path.display()
+                ),
+                "remove the link (isofix makes the directory again), and find out who made it",
+            ),
+            false => wrap(
+                e,
+                format_args!("open holders directory {}", path.display()),
+                format_args!(
+                    "check that the lock directory is yours and writable, or set {DIR_VAR}"
+                ),
+            ),
+        }
+    })?;
     match sys::not_private_reason(&opened.metadata()?) {
         None => Ok(opened),
-        Some(reason) => Err(io::Error::new(
+        Some(reason) => Err(error(
             io::ErrorKind::PermissionDenied,
-            format!("{HOLDERS}/: {reason}"),
+            format_args!("refusing to use holders directory {}: {reason}", path.display()),
+            format_args!("run `chmod 700` on it if it is yours, or set {DIR_VAR} to a directory that only you own"),
         )),
     }
 }
@@ -99,19 +129,26 @@ fn open_record(holders: &DirHandle, name: &str) -> Option<File> {
     (meta.is_file() && sys::owned_by_current_user(&meta)).then_some(file)
 }
 
+/// Whether a record file belongs to a process that is gone: unlocked, and not one that
+/// its process has just created and not yet locked.
+fn is_stale(file: &File) -> bool {
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    let age = meta.modified().ok().and_then(|at| at.elapsed().ok());
+    let creating = meta.len() == 0 && !matches!(age, Some(age) if age >= CREATING);
+    !creating && file_lock::try_lock(file, LockMode::Shared).unwrap_or(false)
+}
+
 impl Table {
-    /// Creates this process's record file in `dir`, removing those of dead processes.
-    pub(crate) fn create(dir: &DirHandle) -> io::Result<Table> {
+    /// Creates this process's record file in `dir`, removing those of dead processes
+    /// (as far as it can: the records are information only).
+    pub(crate) fn create(dir: &DirHandle, shown: &Path) -> io::Result<Table> {
         static COUNT: AtomicU64 = AtomicU64::new(0);
-        let holders = holders_dir(dir, true)?;
-        let sweep = holders.open_file(SWEEP_LOCK)?;
-        file_lock::lock(&sweep, LockMode::Exclusive)?;
-        for name in holders.entry_names()? {
-            if let Some(file) = open_record(&holders, &name) {
-                // Lockable: its process is gone.
-                if file_lock::try_lock(&file, LockMode::Shared)? {
-                    let _ = holders.remove_file(&name);
-                }
+        let holders = holders_dir(dir, shown, true)?;
+        for name in holders.entry_names().unwrap_or_default() {
+            if open_record(&holders, &name).is_some_and(|file| is_stale(&file)) {
+                let _ = holders.remove_file(&name);
             }
         }
         let start = SystemTime::now()
@@ -123,6 +160,7 @@ impl Table {
             COUNT.fetch_add(1, Ordering::Relaxed)
         );
         let file = holders.create_new_file(&name)?;
+        // Empty and new, nobody else locks it but a reader for an instant: never waits long.
         file_lock::lock(&file, LockMode::Exclusive)?;
         Ok(Table {
             file,
@@ -132,7 +170,7 @@ impl Table {
     }
 
     /// Writes `line` ([`LINE`] bytes) into a free line, freed when the record drops.
-    pub(crate) fn put(self: Arc<Self>, line: &[u8]) -> io::Result<Record> {
+    pub(crate) fn put(self: Arc<Self>, line: &[u8]) -> Record {
         let at = {
             let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
             match lines.0.pop() {
@@ -144,8 +182,8 @@ impl Table {
             }
         };
         let record = Record { table: self, at };
-        record.rewrite(line)?;
-        Ok(record)
+        record.rewrite(line);
+        record
     }
 }
 
@@ -157,9 +195,11 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// Replaces the line (one `pwrite(2)`).
-    pub(crate) fn rewrite(&self, line: &[u8]) -> io::Result<()> {
-        write_at(&self.table.file, line, self.at * LINE as u64)
+    /// Replaces the line (one `pwrite(2)`). Information only: a line that cannot be
+    /// written (a full disk, a file size limit) leaves the record missing or stale, and
+    /// never fails the lock.
+    pub(crate) fn rewrite(&self, line: &[u8]) {
+        let _ = write_at(&self.table.file, line, self.at * LINE as u64);
     }
 
     /// Whether `entry` is this record.
@@ -370,8 +410,8 @@ impl fmt::Display for Holder {
 
 /// The live records in the lock directory `dir` (of `group` only, if given). Files of
 /// dead processes are skipped, never removed here.
-pub(crate) fn read(dir: &DirHandle, group: Option<&str>) -> io::Result<Vec<Holder>> {
-    let holders = match holders_dir(dir, false) {
+pub(crate) fn read(dir: &DirHandle, shown: &Path, group: Option<&str>) -> io::Result<Vec<Holder>> {
+    let holders = match holders_dir(dir, shown, false) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         other => other?,
     };

@@ -2,7 +2,7 @@
 //! process, on its first acquisition: a typo fails the first test that takes a group, not
 //! a random one that happens to wait.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::{self, ErrorKind};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -48,7 +48,7 @@ fn var(name: &str) -> Option<OsString> {
 }
 
 fn read() -> Result<Settings, String> {
-    let invalid = |name: &str, raw: &OsString, why: &str, hint: &str| {
+    let invalid = |name: &str, raw: &OsStr, why: &str, hint: &str| {
         error(
             ErrorKind::InvalidInput,
             format_args!("read {name}={raw:?}: {why}"),
@@ -89,8 +89,24 @@ fn read() -> Result<Settings, String> {
             }
         },
     };
+    let lock_dir = var(DIR_VAR).map(PathBuf::from);
+    if let Some(dir) = lock_dir.as_ref().filter(|d| d.is_relative()) {
+        // Relative to what? Each crate of a workspace runs its tests in its own directory,
+        // and a process that changes directory would lose the one it used.
+        return Err(invalid(
+            DIR_VAR,
+            dir.as_os_str(),
+            "a relative path, which would mean another directory in every crate of a \
+             workspace",
+            &format!(
+                "set {DIR_VAR} to an absolute path; in [env] of .cargo/config.toml, write \
+                 {DIR_VAR} = {{ value = \"{}\", relative = true }}",
+                dir.display()
+            ),
+        ));
+    }
     Ok(Settings {
-        lock_dir: var(DIR_VAR).map(PathBuf::from),
+        lock_dir,
         warn_after: secs(WARN_VAR)?.unwrap_or(DEFAULT_WARN),
         timeout: secs(TIMEOUT_VAR)?,
         scope,

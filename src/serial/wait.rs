@@ -9,9 +9,15 @@
 //!   blocking, pausing between tries from 50 µs up to [`POLL_MAX`] (2 ms). It keeps its
 //!   place on the gate between tries, so a waiting writer still keeps new readers out, and
 //!   gives it up at once when it times out or its future is dropped.
-//! - One watchdog thread per process, started on the first wait, prints the warning of
-//!   blocked requests and wakes async ones when their next try is due. It is the only
-//!   thread isofix starts.
+//! - One watchdog thread per process, started on the first wait, wakes async requests
+//!   when their next try is due and posts the warning of requests blocked in the kernel.
+//! - One warner thread per process, started on the first warning, writes every wait
+//!   warning. Writing to stderr may block for good (a pipe nobody reads, a paused
+//!   terminal); only this thread waits for it, never a waiter or the watchdog, so wake-ups
+//!   and timeouts still come. These two are the only threads isofix starts.
+//! - A process that cannot start a thread loses its warnings, and its async requests have
+//!   their executor poll them again at once instead of waiting for a wake-up that would
+//!   never come.
 
 use std::future::Future;
 use std::io::{self, ErrorKind, Write};
@@ -59,7 +65,7 @@ impl Request {
 
     /// `held by ...; also waiting: ...`, from the records, leaving out `own`.
     fn blockers(&self, own: &Record) -> String {
-        let entries = match records::read(self.dir.handle(), Some(&self.stem)) {
+        let entries = match self.dir.holders(Some(&self.stem)) {
             Ok(entries) => entries,
             Err(e) => return format!("its holders could not be read: {e}"),
         };
@@ -129,9 +135,13 @@ impl Request {
         self.started.checked_add(self.warn_after)
     }
 
-    fn warn(&self, own: &Record) {
-        // Not `eprintln!`, which panics when stderr is a closed pipe.
-        let _ = writeln!(io::stderr(), "{}", self.warning(own));
+    /// Has the warner thread print the warning (see the module docs).
+    fn warn(self: &Arc<Self>, own: &Arc<Record>) {
+        let (req, own) = (Arc::clone(self), Arc::clone(own));
+        warner::post(Box::new(move || {
+            // Not `eprintln!`, which panics when stderr is a closed pipe.
+            let _ = writeln!(io::stderr(), "{}", req.warning(&own));
+        }));
     }
 }
 
@@ -143,9 +153,9 @@ pub(crate) fn blocking(
 ) -> io::Result<Locks> {
     if req.timeout.is_none() {
         let warned = Arc::clone(&req);
-        let watch = req
-            .warn_at()
-            .map(|at| watchdog::schedule(at, Action::Warn(Box::new(move || warned.warn(&own)))));
+        let watch = req.warn_at().and_then(|at| {
+            watchdog::schedule(at, Action::Warn(Box::new(move || warned.warn(&own))))
+        });
         let got = attempt.block(&req.dir, &req.stem);
         if let Some(id) = watch {
             watchdog::cancel(id);
@@ -215,7 +225,12 @@ impl Future for Waiting {
         }
         let at = now + this.pause;
         this.pause = (this.pause * 2).min(POLL_MAX);
-        this.wake = Some(watchdog::schedule(at, Action::Wake(cx.waker().clone())));
+        this.wake = watchdog::schedule(at, Action::Wake(cx.waker().clone()));
+        if this.wake.is_none() {
+            // No watchdog (the process cannot start a thread): have the executor poll
+            // again at once rather than never, so the timeout still comes.
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 }
@@ -226,6 +241,12 @@ impl Drop for Waiting {
             watchdog::cancel(id);
         }
     }
+}
+
+/// `mutex`, locked; every critical section here leaves its data consistent, so a panic
+/// elsewhere poisons nothing.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What the watchdog does when a moment comes.
@@ -250,11 +271,12 @@ mod watchdog {
     static WAKE: Condvar = Condvar::new();
 
     fn locked() -> MutexGuard<'static, Option<State>> {
-        STATE.lock().unwrap_or_else(PoisonError::into_inner)
+        super::locked(&STATE)
     }
 
-    /// Runs `action` at `at` (unless cancelled first); returns its id.
-    pub(crate) fn schedule(at: Instant, action: Action) -> u64 {
+    /// Runs `action` at `at` (unless cancelled first); returns its id, or `None` if the
+    /// watchdog thread cannot be started.
+    pub(crate) fn schedule(at: Instant, action: Action) -> Option<u64> {
         let mut guard = locked();
         let state = guard.get_or_insert_with(State::default);
         let id = state.next_id;
@@ -269,18 +291,21 @@ mod watchdog {
             state.sleeping_until = Some(at);
         }
         if !state.running {
-            // A process that cannot start a thread still waits; it only loses the warning
-            // or, for an async request, gets woken by its executor's next poll.
             state.running = std::thread::Builder::new()
                 .name("isofix-serial-watchdog".to_owned())
                 .spawn(run)
                 .is_ok();
+            if !state.running {
+                state.due.retain(|(i, _, _)| *i != id);
+                state.sleeping_until = None;
+                return None;
+            }
         }
         drop(guard);
         if earlier {
             WAKE.notify_one();
         }
-        id
+        Some(id)
     }
 
     /// Forgets the action `id` if it has not run.
@@ -327,6 +352,67 @@ mod watchdog {
                         .0
                 }
             };
+        }
+    }
+}
+
+mod warner {
+    use super::*;
+
+    /// Warnings kept while stderr does not drain; later ones are dropped.
+    const QUEUE_MAX: usize = 32;
+
+    type Warning = Box<dyn FnOnce() + Send>;
+
+    struct State {
+        queue: Vec<Warning>,
+        running: bool,
+    }
+
+    static STATE: Mutex<State> = Mutex::new(State {
+        queue: Vec::new(),
+        running: false,
+    });
+    static POSTED: Condvar = Condvar::new();
+
+    fn locked() -> MutexGuard<'static, State> {
+        super::locked(&STATE)
+    }
+
+    /// Has the warner thread run `warning`; never blocks on stderr.
+    pub(crate) fn post(warning: Warning) {
+        let mut state = locked();
+        if state.queue.len() >= QUEUE_MAX {
+            return;
+        }
+        state.queue.push(warning);
+        if !state.running {
+            // A process that cannot start a thread only loses its warnings.
+            state.running = std::thread::Builder::new()
+                .name("isofix-serial-warner".to_owned())
+                .spawn(run)
+                .is_ok();
+            if !state.running {
+                state.queue.clear();
+            }
+        }
+        drop(state);
+        POSTED.notify_one();
+    }
+
+    fn run() {
+        let mut state = locked();
+        loop {
+            let batch = std::mem::take(&mut state.queue);
+            if batch.is_empty() {
+                state = POSTED.wait(state).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            drop(state);
+            for warning in batch {
+                warning();
+            }
+            state = locked();
         }
     }
 }

@@ -133,6 +133,11 @@ pub(crate) fn is_out_of_descriptors(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
+/// Whether `err` is `ELOOP`: an open with `O_NOFOLLOW` met a symbolic link.
+pub(crate) fn is_symlink_refused(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::ELOOP)
+}
+
 /// The identity of a file (`st_dev`, `st_ino`), which tells a directory from another one
 /// made later at the same path.
 pub(crate) fn file_identity(meta: &Metadata) -> (u64, u64) {

@@ -153,6 +153,12 @@ pub(crate) fn is_out_of_descriptors(err: &io::Error) -> bool {
     err.raw_os_error() == Some(4)
 }
 
+/// Whether `err` says a symbolic link was refused: reparse points are opened as
+/// themselves on Windows, so this never happens.
+pub(crate) fn is_symlink_refused(_err: &io::Error) -> bool {
+    false
+}
+
 /// Always `(0, 0)`: std exposes no file index on Windows, so a replaced directory is
 /// noticed only when it is missing.
 pub(crate) fn file_identity(_meta: &Metadata) -> (u64, u64) {

@@ -6,6 +6,7 @@
 mod child;
 
 use std::fs;
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -130,6 +131,17 @@ pub fn said(test: &str, role: &[&str], envs: &[(&str, &str)]) -> String {
     said
 }
 
+/// Blocks until `child`, started with `ISOFIX_WAIT_WARN_SECS=0`, warns that it waits.
+pub fn until_waiting(child: &mut Child) {
+    let mut line = String::new();
+    while !line.contains("has waited") {
+        line.clear();
+        if !child.read_stderr_line(&mut line) {
+            panic!("the child ended without waiting");
+        }
+    }
+}
+
 /// Polls `future` once, without an executor (its waker does nothing).
 pub fn poll_once<F: std::future::Future>(
     future: std::pin::Pin<&mut F>,
@@ -152,13 +164,35 @@ pub fn command(test: &str, role: &[&str]) -> std::process::Command {
     child::command(test, &role.join("\x1f"))
 }
 
+/// `wrapper` (e.g. `setpriv ...` or `prlimit ...`) running `child`'s command, with its
+/// environment and piped standard streams.
+pub fn wrapped(mut wrapper: std::process::Command, child: &std::process::Command) -> Child {
+    wrapper.arg(child.get_program()).args(child.get_args());
+    for (key, value) in child.get_envs() {
+        match value {
+            Some(value) => wrapper.env(key, value),
+            None => wrapper.env_remove(key),
+        };
+    }
+    wrapper
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    Child::spawn(&mut wrapper)
+}
+
+/// `setpriv` arguments that run a command as uid and gid 65534.
+pub const AS_NOBODY: [&str; 5] = ["--reuid", "65534", "--regid", "65534", "--clear-groups"];
+
 /// In a child, plays the role and exits; in the parent, returns at once. Every test that
 /// spawns children calls it first.
 ///
 /// Roles: `hold <group> <mode> [<marker dir>]` (hold until stdin closes),
 /// `hammer <group> <mode> <marker dir> <rounds>`, `try <group>` (report the result),
 /// `try-for <group> <millis | max>` (the same with a timeout, on a thread),
-/// `try-as <group> <mode> <millis | max>` (the same in a mode).
+/// `try-as <group> <mode> <millis | max>` (the same in a mode), `stuck-stderr <group>`
+/// (see [`stuck_stderr`]), `async-no-threads <group>` (see [`async_without_threads`]),
+/// `relative-lock-dir <group> <dir>` (`.lock_dir("locks")`, then again from `<dir>`).
 pub fn child_role() {
     let Some(role) = child::role() else {
         return;
@@ -237,6 +271,26 @@ pub fn child_role() {
             }
             0
         }
+        ["stuck-stderr", group] => {
+            stuck_stderr(group);
+            0
+        }
+        ["relative-lock-dir", group, elsewhere] => {
+            // `locks` here, then `locks` in another working directory.
+            let take = || SerialGuard::group(*group).lock_dir("locks").acquire();
+            let here = take().unwrap();
+            std::env::set_current_dir(elsewhere).unwrap();
+            match take() {
+                Ok(_) => child::say("ok"),
+                Err(e) => child::say(&format!("err {:?} {e}", e.kind())),
+            }
+            drop(here);
+            0
+        }
+        ["async-no-threads", group] => {
+            async_without_threads(group);
+            0
+        }
         other => panic!("unknown role {other:?}"),
     };
     std::process::exit(code);
@@ -244,4 +298,68 @@ pub fn child_role() {
 
 pub fn mode_arg(mode: Mode) -> String {
     mode.to_arg()
+}
+
+/// With stderr stuck (a thread holds it, blocked writing to a pipe the parent does not
+/// read), while a request blocked in the kernel has a warning due: an async request with
+/// a short timeout must still time out. Says `err TimedOut ...`, or `hung`.
+fn stuck_stderr(group: &str) {
+    use std::io::Write;
+    let _held = SerialGuard::lock(group).unwrap();
+    let (locked, stuck) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stderr = io::stderr().lock();
+        locked.send(()).unwrap();
+        let _ = stderr.write_all(&vec![b'x'; 1 << 20]);
+    });
+    stuck.recv().unwrap();
+    let g = group.to_owned();
+    std::thread::spawn(move || SerialGuard::lock(&g).map(drop));
+    let request = SerialGuard::group(group)
+        .timeout(Duration::from_millis(200))
+        .acquire_async();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _ = tx.send(runtime.block_on(request).map(drop));
+    });
+    match rx.recv_timeout(SAFETY) {
+        Ok(Ok(())) => child::say("ok"),
+        Ok(Err(e)) => child::say(&format!("err {:?} {e}", e.kind())),
+        Err(_) => child::say("hung"),
+    }
+}
+
+/// In a process that cannot start a thread (the parent set `RLIMIT_NPROC`), an async
+/// request with a short timeout for a group this thread holds must still time out. Says
+/// `err TimedOut ...`, `hung`, or `threads` if threads can be started after all.
+fn async_without_threads(group: &str) {
+    let _held = SerialGuard::lock(group).unwrap();
+    if std::thread::Builder::new().spawn(|| ()).is_ok() {
+        return child::say("threads");
+    }
+    let request = SerialGuard::group(group)
+        .timeout(Duration::from_millis(200))
+        .acquire_async();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let mut request = Box::pin(request);
+    let answer = runtime.block_on(async {
+        let mut safety = Box::pin(tokio::time::sleep(SAFETY));
+        // Not `tokio::time::timeout`, whose wake-up would poll the request once more.
+        std::future::poll_fn(|cx| match safety.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(None),
+            std::task::Poll::Pending => request.as_mut().poll(cx).map(Some),
+        })
+        .await
+    });
+    match answer {
+        Some(Ok(_)) => child::say("ok"),
+        Some(Err(e)) => child::say(&format!("err {:?} {e}", e.kind())),
+        None => child::say("hung"),
+    }
 }
