@@ -23,6 +23,10 @@ fn stress(crate_name: &str, runner: &str, runs: &str, runner_args: &[&str]) -> (
     let json = out_dir.join("catalogue.json");
     let markdown = out_dir.join("catalogue.md");
     let _ = std::fs::remove_file(&json);
+    // The fixtures' shared files go here, not into the system temp dir, where they would
+    // outlive the suite.
+    let tmp = out_dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_cargo-isofix"))
         .args([
             "isofix",
@@ -40,6 +44,7 @@ fn stress(crate_name: &str, runner: &str, runs: &str, runner_args: &[&str]) -> (
         .arg(&markdown)
         .arg("--")
         .args(runner_args)
+        .env("TMPDIR", &tmp)
         // The fixtures build once into a target directory of their own, shared by runners.
         .env(
             "CARGO_TARGET_DIR",
