@@ -1,5 +1,6 @@
-//! `cargo isofix clean`: removes the isolated directories that processes which died
-//! without unwinding left behind, through the library's own crash sweep.
+//! `cargo isofix clean`: removes the isolated directories and the serial holder records
+//! that processes which died without unwinding left behind, through the library's own
+//! sweeps.
 
 use std::process::ExitCode;
 
@@ -15,9 +16,9 @@ use isofix::IsolatedDir;
     ISOFIX_KEEP) are never removed.\n\n\
     The registry of owners is found like the tests find it: run clean with the same TMPDIR \
     as the tests.\n\n\
-    Serial groups need no cleaning: their locks die with their holders, and the holder \
-    records of dead processes are ignored by `cargo isofix holders` and removed by the next \
-    process that takes a group.\n\n\
+    Serial groups' locks die with their holders; the holder records that dead processes \
+    left in the lock directory (ISOFIX_LOCK_DIR, else the default one) are removed too \
+    (a record file is stale when no live process holds its lock).\n\n\
     Exit status: 0 when everything found was removed (or, with --dry-run, listed); 2 when \
     something could not be removed or the registry could not be read."
 )]
@@ -33,7 +34,17 @@ pub fn run(args: CleanArgs) -> std::io::Result<ExitCode> {
         for path in &found {
             println!("would remove {}", path.display());
         }
+        let records = isofix::serial::stale_records(None)?;
+        for path in &records {
+            println!("would remove {}", path.display());
+        }
         println!("{} (dry run).", count(found.len(), "would be removed"));
+        if !records.is_empty() {
+            println!(
+                "{} stale holder record file(s) would be removed.",
+                records.len()
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let mut removed = 0;
@@ -50,7 +61,14 @@ pub fn run(args: CleanArgs) -> std::io::Result<ExitCode> {
             }
         }
     }
+    let records = isofix::serial::remove_stale_records(None)?;
+    for path in &records {
+        println!("removed {}", path.display());
+    }
     println!("{}.", count(removed, "removed"));
+    if !records.is_empty() {
+        println!("{} stale holder record file(s) removed.", records.len());
+    }
     if failed > 0 {
         println!("{failed} could not be removed; a later sweep tries again.");
         return Ok(ExitCode::from(2));

@@ -23,7 +23,12 @@ fn removes_the_directories_of_killed_processes_only() {
         std::fs::create_dir(dir).unwrap();
     }
     // The registry of owners lives under TMPDIR: the test's own.
-    let env = [("TMPDIR", tmp.as_path()), ("ISOFIX_TMPDIR", base.as_path())];
+    let locks = tmp.join("locks");
+    let env = [
+        ("TMPDIR", tmp.as_path()),
+        ("ISOFIX_TMPDIR", base.as_path()),
+        ("ISOFIX_LOCK_DIR", locks.as_path()),
+    ];
     let clean = |args: &[&str]| {
         let out = cli(args, &env);
         assert!(out.status.success(), "{out:?}");

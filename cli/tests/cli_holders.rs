@@ -67,7 +67,11 @@ fn lists_live_holders_and_waiters_and_forgets_killed_ones() {
     let locks = root.join("locks");
     std::fs::create_dir(&locks).unwrap();
     std::fs::set_permissions(&locks, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let env = [("ISOFIX_LOCK_DIR", locks.as_path())];
+    // TMPDIR too: `clean` below sweeps isolated directories of the registry under it.
+    let env = [
+        ("ISOFIX_LOCK_DIR", locks.as_path()),
+        ("TMPDIR", root.as_path()),
+    ];
     assert_eq!(rows(&locks), [], "an empty lock directory lists nothing");
 
     let mut holder = Child::spawn(TEST, "hold", &env);
@@ -120,5 +124,19 @@ fn lists_live_holders_and_waiters_and_forgets_killed_ones() {
     waiter.kill();
     assert_eq!(rows(&locks), []);
     assert!(stdout(&cli(&["holders"], &env)).contains("No serial group is held"));
+
+    // The killed processes' record files stay until a clean (or the next acquisition).
+    let listed = stdout(&cli(&["clean", "--dry-run"], &env));
+    assert!(
+        listed.contains("2 stale holder record file(s) would be removed"),
+        "{listed}"
+    );
+    let removed = stdout(&cli(&["clean"], &env));
+    assert!(
+        removed.contains("2 stale holder record file(s) removed"),
+        "{removed}"
+    );
+    let again = stdout(&cli(&["clean"], &env));
+    assert!(!again.contains("holder record"), "{again}");
     let _ = std::fs::remove_dir_all(&root);
 }

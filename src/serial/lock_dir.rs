@@ -183,6 +183,11 @@ impl LockDir {
         records::read(&self.handle, &self.versioned, group)
     }
 
+    /// The record files of processes that are gone, removed first if `remove`.
+    pub(crate) fn stale_records(&self, remove: bool) -> io::Result<Vec<PathBuf>> {
+        records::stale_files(&self.handle, &self.versioned, remove)
+    }
+
     /// The lock file `name`, unlocked: from the pool, else opened (created if missing),
     /// never through a symbolic link. Goes back to the pool when dropped.
     pub(crate) fn open_file(self: &Arc<Self>, name: String) -> io::Result<LockFile> {

@@ -63,7 +63,7 @@ pub use guard::SerialGuard;
 pub use records::Holder;
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The holders of serial groups in a lock directory, and the requests waiting for them,
 /// as their processes recorded them (processes that are gone are left out): `lock_dir`,
@@ -81,12 +81,51 @@ use std::path::Path;
 /// # }
 /// ```
 pub fn holders(lock_dir: Option<&Path>) -> io::Result<Vec<Holder>> {
+    in_existing(lock_dir, |dir| dir.holders(None))
+}
+
+/// The holder record files that processes which are gone left in a lock directory
+/// (`lock_dir`, else `ISOFIX_LOCK_DIR`, else the default one); nothing is removed. Such
+/// files are harmless (listings skip them, and the next process that takes a group in the
+/// directory removes them); this is for tools that clean up on request.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// for path in isofix::serial::stale_records(None)? {
+///     println!("left by a dead process: {}", path.display());
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub fn stale_records(lock_dir: Option<&Path>) -> io::Result<Vec<PathBuf>> {
+    in_existing(lock_dir, |dir| dir.stale_records(false))
+}
+
+/// Removes the holder record files that processes which are gone left in a lock directory
+/// (as [`stale_records`] finds them), never a live process's, and returns their paths.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let removed = isofix::serial::remove_stale_records(None)?;
+/// println!("{} stale record files removed", removed.len());
+/// # Ok(())
+/// # }
+/// ```
+pub fn remove_stale_records(lock_dir: Option<&Path>) -> io::Result<Vec<PathBuf>> {
+    in_existing(lock_dir, |dir| dir.stale_records(true))
+}
+
+/// `f` of the lock directory `lock_dir`, else `ISOFIX_LOCK_DIR`'s, else the default one,
+/// if it exists: these tools make nothing, so no lock directory means nothing to report.
+fn in_existing<T: Default>(
+    lock_dir: Option<&Path>,
+    f: impl FnOnce(&lock_dir::LockDir) -> io::Result<T>,
+) -> io::Result<T> {
     let settings = settings::get()?;
     let configured = lock_dir.or(settings.lock_dir.as_deref());
-    // A listing makes nothing: no lock directory, no holders.
     match lock_dir::LockDir::get(configured, &lock_dir::default_base(), false) {
-        Ok(dir) => dir.holders(None),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Ok(dir) => f(&dir),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(T::default()),
         Err(e) => Err(e),
     }
 }

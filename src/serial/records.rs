@@ -24,7 +24,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -146,11 +146,7 @@ impl Table {
     pub(crate) fn create(dir: &DirHandle, shown: &Path) -> io::Result<Table> {
         static COUNT: AtomicU64 = AtomicU64::new(0);
         let holders = holders_dir(dir, shown, true)?;
-        for name in holders.entry_names().unwrap_or_default() {
-            if open_record(&holders, &name).is_some_and(|file| is_stale(&file)) {
-                let _ = holders.remove_file(&name);
-            }
-        }
+        stale(&holders, true);
         let start = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -406,6 +402,31 @@ impl fmt::Display for Holder {
             now.saturating_sub(self.since).as_secs_f64()
         )
     }
+}
+
+/// The names of the record files of processes that are gone in `holders`, removed first
+/// if `remove` (those that could not be removed are left out).
+fn stale(holders: &DirHandle, remove: bool) -> Vec<String> {
+    let mut found = holders.entry_names().unwrap_or_default();
+    found.retain(|name| {
+        open_record(holders, name).is_some_and(|file| is_stale(&file))
+            && (!remove || holders.remove_file(name).is_ok())
+    });
+    found
+}
+
+/// The record files that processes which are gone left in the lock directory `dir`,
+/// removed first if `remove`.
+pub(crate) fn stale_files(dir: &DirHandle, shown: &Path, remove: bool) -> io::Result<Vec<PathBuf>> {
+    let holders = match holders_dir(dir, shown, false) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other?,
+    };
+    let at = shown.join(HOLDERS);
+    Ok(stale(&holders, remove)
+        .into_iter()
+        .map(|name| at.join(name))
+        .collect())
 }
 
 /// The live records in the lock directory `dir` (of `group` only, if given). Files of
