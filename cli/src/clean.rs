@@ -1,6 +1,6 @@
-//! `cargo isofix clean`: removes the isolated directories and the serial holder records
-//! that processes which died without unwinding left behind, through the library's own
-//! sweeps.
+//! `cargo isofix clean`: removes the isolated directories (with their Unix sockets'
+//! directories) and the serial holder records that processes which died without unwinding
+//! left behind, through the library's own sweeps.
 
 use std::process::ExitCode;
 
@@ -13,7 +13,9 @@ use isofix::IsolatedDir;
     that makes isolated directories holds a lock for its whole life, which the kernel drops \
     when it dies, and a directory is removed only if it is a real directory of yours named \
     by isofix for that dead process. Directories kept on purpose (keep, keep_if, \
-    ISOFIX_KEEP) are never removed.\n\n\
+    ISOFIX_KEEP) are never removed. The private directories of dead processes' Unix sockets \
+    (EphemeralUnix, EphemeralUnixDatagram) are recorded in the same registry, and removed \
+    and counted with them.\n\n\
     The registry of owners is found like the tests find it: run clean with the same TMPDIR \
     as the tests.\n\n\
     Serial groups' locks die with their holders; the holder records that dead processes \

@@ -22,8 +22,11 @@ use crate::common::error::{error, wrap};
 use crate::common::private_dir::env_path;
 use crate::common::test_name;
 use crate::sys;
+pub(crate) use names::Kind;
+#[cfg(unix)]
+pub(crate) use names::SOCKET_NAME_MAX as SOCKET_DIR_NAME_MAX;
 use policy::KeepPolicy;
-use registry::Registry;
+pub(crate) use registry::Registry;
 
 /// The environment variable naming the directory that isolated directories are created in.
 const TMPDIR_VAR: &str = "ISOFIX_TMPDIR";
@@ -222,7 +225,7 @@ impl IsolatedDir {
         let registry = Registry::get();
         // Recorded before it exists, so that a crash right after `mkdir` cannot leave an
         // unrecorded directory behind.
-        let recorded = registry.enter(&base);
+        let recorded = registry.enter(&base, Kind::Isolated);
         let test = test_name::current_slug(names::TEST_NAME_MAX);
         for _ in 0..NAME_ATTEMPTS {
             let name = names::dir_name(test.as_deref(), registry.id(), names::next_number());
@@ -384,6 +387,10 @@ impl IsolatedDir {
     /// anything that is not a real directory of this user named by isofix for the dead
     /// process. What cannot be removed stays recorded for a later sweep.
     ///
+    /// The private directories of the dead processes' Unix sockets
+    /// ([`EphemeralUnix`](crate::EphemeralUnix), recorded in the same registry) are swept
+    /// and reported too.
+    ///
     /// `cargo isofix clean` runs this.
     ///
     /// # Errors
@@ -425,7 +432,8 @@ impl IsolatedDir {
     }
 
     /// The isolated directories that [`sweep_stale`](IsolatedDir::sweep_stale) would
-    /// remove now, left in place: those of processes that died without unwinding.
+    /// remove now, left in place: those of processes that died without unwinding (with
+    /// their Unix sockets' directories).
     ///
     /// `cargo isofix clean --dry-run` runs this.
     ///

@@ -1,4 +1,5 @@
-//! Which process owns which isolated directories, so that a later process can remove those
+//! Which process owns which isolated directories and socket directories (those of
+//! `EphemeralUnix` and `EphemeralUnixDatagram`), so that a later process can remove those
 //! whose owner died without unwinding (`SIGKILL`, `panic = "abort"`, a runner's timeout).
 //!
 //! One record per process, not one per directory, so that a directory costs no more than
@@ -14,7 +15,8 @@
 //! there are as many slots as isofix processes of this user ever ran at once). Every
 //! directory the process creates is named `isofix-<test>-<id><n>` (see `names.rs`), and
 //! before its first `mkdir(2)` in a base the process appends to its slot, as NUL-terminated
-//! entries, its id (`i<id>`, once) and that base (`b<path>`); it appends the names of the
+//! entries, its id (`i<id>`, once) and that base (`b<path>`, or `s<path>` for the state root
+//! that holds its socket directories `u<id><n>`); it appends the names of the
 //! directories it keeps (`k<name>`). A process whose directories are all gone when it
 //! exits empties its slot (`atexit(3)`), so an empty slot needs no sweep.
 //!
@@ -28,7 +30,7 @@ use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, Once, OnceLock, PoisonError};
 
-use super::names;
+use super::names::{self, Kind};
 use super::slot;
 use super::sweep;
 use crate::common::file_lock::{self, LockMode};
@@ -55,8 +57,8 @@ struct State {
     slot: Option<File>,
     /// Whether the id is written.
     has_id: bool,
-    /// The bases already written.
-    bases: Vec<PathBuf>,
+    /// The bases already written, with the kind of directories made there.
+    bases: Vec<(PathBuf, Kind)>,
     /// Directories created and not yet removed or kept.
     live: usize,
 }
@@ -78,10 +80,16 @@ impl Registry {
         &self.id
     }
 
-    /// Records that a directory is about to be created in `base`; returns whether it is
-    /// recorded, in which case [`leave`](Registry::leave) or [`keep`](Registry::keep) must
-    /// follow once it is gone or kept.
-    pub(crate) fn enter(&self, base: &Path) -> bool {
+    /// The name of this process's next socket directory.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    pub(crate) fn socket_dir_name(&self) -> String {
+        names::socket_dir_name(&self.id, names::next_number())
+    }
+
+    /// Records that a directory of `kind` is about to be created in `base`; returns whether
+    /// it is recorded, in which case [`leave`](Registry::leave) or [`keep`](Registry::keep)
+    /// must follow once it is gone or kept.
+    pub(crate) fn enter(&self, base: &Path, kind: Kind) -> bool {
         let Some(owner) = &self.owner else {
             return false;
         };
@@ -95,19 +103,19 @@ impl Registry {
         let Some(file) = slot else {
             return false;
         };
-        if !bases.iter().any(|known| known == base) {
+        if !bases.iter().any(|(known, k)| known == base && *k == kind) {
             let mut entries = if *has_id {
                 Vec::new()
             } else {
                 slot::id_entry(&self.id)
             };
-            entries.extend(slot::base_entry(base));
+            entries.extend(slot::base_entry(base, kind));
             if let Err(e) = slot::append(file, &entries) {
                 warn_once(e);
                 return false;
             }
             *has_id = true;
-            bases.push(base.to_owned());
+            bases.push((base.to_owned(), kind));
         }
         *live += 1;
         true
@@ -148,8 +156,8 @@ fn warn_once(err: io::Error) {
     WARNED.call_once(|| {
         let _ = writeln!(
             io::stderr(),
-            "isofix: cannot record isolated directories for cleanup after a crash: {err}; \
-             they are still removed on drop"
+            "isofix: cannot record isolated directories and socket directories for cleanup \
+             after a crash: {err}; they are still removed on drop"
         );
     });
 }

@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::names;
+use super::names::{self, Kind};
 use crate::common::file_lock::{self, LockMode};
 use crate::sys;
 
@@ -17,6 +17,8 @@ pub(crate) const SUFFIX: &str = ".lock";
 const ID_TAG: u8 = b'i';
 /// The tag of an entry naming a base directory.
 const BASE_TAG: u8 = b'b';
+/// The tag of an entry naming a base directory of socket directories.
+const SOCKET_BASE_TAG: u8 = b's';
 /// The tag of an entry naming a kept directory.
 const KEPT_TAG: u8 = b'k';
 
@@ -72,9 +74,12 @@ pub(crate) fn id_entry(id: &str) -> Vec<u8> {
     entry(ID_TAG, Path::new(id))
 }
 
-/// The entry of a base directory.
-pub(crate) fn base_entry(base: &Path) -> Vec<u8> {
-    entry(BASE_TAG, base)
+/// The entry of a base directory of directories of `kind`.
+pub(crate) fn base_entry(base: &Path, kind: Kind) -> Vec<u8> {
+    match kind {
+        Kind::Isolated => entry(BASE_TAG, base),
+        Kind::Socket => entry(SOCKET_BASE_TAG, base),
+    }
 }
 
 /// The entry of a kept directory's name.
@@ -86,7 +91,8 @@ pub(crate) fn kept_entry(name: &std::ffi::OsStr) -> Vec<u8> {
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Recorded {
     pub(crate) id: Option<String>,
-    pub(crate) bases: Vec<PathBuf>,
+    /// Each base with the kind of directories made there.
+    pub(crate) bases: Vec<(PathBuf, Kind)>,
     pub(crate) kept: Vec<OsString>,
 }
 
@@ -111,7 +117,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Recorded {
                     .filter(|id| names::is_id(id))
                     .map(str::to_owned);
             }
-            BASE_TAG if path.is_absolute() => recorded.bases.push(path),
+            BASE_TAG if path.is_absolute() => recorded.bases.push((path, Kind::Isolated)),
+            SOCKET_BASE_TAG if path.is_absolute() => recorded.bases.push((path, Kind::Socket)),
             KEPT_TAG => recorded.kept.push(path.into_os_string()),
             _ => {}
         }
@@ -127,15 +134,19 @@ mod tests {
     fn entries_parse_back_and_cut_ones_are_ignored() {
         let id = names::random_id();
         let mut bytes = id_entry(&id);
-        bytes.extend(base_entry(Path::new("/a")));
-        bytes.extend(base_entry(Path::new("relative")));
+        bytes.extend(base_entry(Path::new("/a"), Kind::Isolated));
+        bytes.extend(base_entry(Path::new("/s"), Kind::Socket));
+        bytes.extend(base_entry(Path::new("relative"), Kind::Isolated));
         bytes.extend(kept_entry(std::ffi::OsStr::new("name")));
         bytes.extend(b"b/cut");
         assert_eq!(
             parse(&bytes),
             Recorded {
                 id: Some(id),
-                bases: vec![PathBuf::from("/a")],
+                bases: vec![
+                    (PathBuf::from("/a"), Kind::Isolated),
+                    (PathBuf::from("/s"), Kind::Socket)
+                ],
                 kept: vec![OsString::from("name")],
             }
         );

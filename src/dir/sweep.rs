@@ -1,6 +1,6 @@
 //! Removing the isolated directories of processes that died without unwinding.
 //!
-//! Runs once per process, before its first isolated directory, and on demand
+//! Runs once per process, before its first isolated directory or Unix socket, and on demand
 //! ([`IsolatedDir::sweep_stale`](super::IsolatedDir::sweep_stale), which reports what it
 //! removes, and [`IsolatedDir::list_stale`](super::IsolatedDir::list_stale), which only
 //! lists it). For every slot of the
@@ -9,15 +9,17 @@
 //! base the owner recorded and removes the entries that are the owner's directories — and
 //! nothing else, so that a forged or stale record cannot make it delete what it should not:
 //!
-//! - the entry's name is one the owner made (`isofix-…-<id><n>`, see `names.rs`), and not
-//!   one the owner kept;
+//! - the entry's name is one the owner made, of the kind the owner recorded for that base
+//!   (`isofix-…-<id><n>` for isolated directories, `u<id><n>` for the private directories
+//!   of its Unix sockets; see `names.rs`), and not one the owner kept;
 //! - it is a real directory (`lstat(2)`: not a link, which is never followed) owned by
 //!   this user.
 //!
 //! A live owner's directories are never touched: its lock is held, and its id — 60 random
 //! bits — is in no other process's names.
 //!
-//! Sweepers run concurrently in many processes. The slot's lock serialises them per slot; a directory or file that another sweeper removed first (`NotFound`) counts as
+//! Sweepers run concurrently in many processes. The slot's lock serialises them per
+//! slot; a directory or file that another sweeper removed first (`NotFound`) counts as
 //! removed. Errors are ignored (`sweep_stale` reports removal errors): the sweep is
 //! housekeeping, and what it cannot remove now stays recorded for the next one.
 
@@ -26,7 +28,7 @@ use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
-use super::names;
+use super::names::Kind;
 use super::remove::remove_tree;
 use super::slot;
 use crate::sys;
@@ -82,8 +84,8 @@ fn sweep_slot(mut file: &File, report: &mut Report<'_>) -> bool {
     let recorded = slot::parse(&bytes);
     let mut done = true;
     if let Some(id) = &recorded.id {
-        for base in &recorded.bases {
-            done &= sweep_base(base, id, &recorded.kept, report);
+        for (base, kind) in &recorded.bases {
+            done &= sweep_base(base, *kind, id, &recorded.kept, report);
         }
     }
     if let Report::Listed(_) = report {
@@ -93,9 +95,15 @@ fn sweep_slot(mut file: &File, report: &mut Report<'_>) -> bool {
     done && file.set_len(0).is_ok()
 }
 
-/// Removes the directories of the owner `id` in `base`, except the `kept` ones; returns
-/// whether none is left.
-fn sweep_base(base: &Path, id: &str, kept: &[OsString], report: &mut Report<'_>) -> bool {
+/// Removes the directories of `kind` of the owner `id` in `base`, except the `kept` ones;
+/// returns whether none is left.
+fn sweep_base(
+    base: &Path,
+    kind: Kind,
+    id: &str,
+    kept: &[OsString],
+    report: &mut Report<'_>,
+) -> bool {
     let entries = match fs::read_dir(base) {
         Ok(entries) => entries,
         Err(e) => return e.kind() == ErrorKind::NotFound,
@@ -103,7 +111,7 @@ fn sweep_base(base: &Path, id: &str, kept: &[OsString], report: &mut Report<'_>)
     let mut done = true;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if !name.to_str().is_some_and(|n| names::is_made_by(n, id)) || kept.contains(&name) {
+        if !name.to_str().is_some_and(|n| kind.is_made_by(n, id)) || kept.contains(&name) {
             continue;
         }
         let dir = entry.path();
@@ -137,6 +145,7 @@ fn sweep_base(base: &Path, id: &str, kept: &[OsString], report: &mut Report<'_>)
 mod tests {
     use super::*;
     use crate::common::file_lock::{self, LockMode};
+    use crate::dir::names;
     use std::path::PathBuf;
 
     /// A scratch directory that the test removes itself (not an `IsolatedDir`, whose
@@ -164,7 +173,7 @@ mod tests {
         let id = names::random_id();
         let mut bytes = slot::id_entry(&id);
         for base in bases {
-            bytes.extend(slot::base_entry(base));
+            bytes.extend(slot::base_entry(base, Kind::Isolated));
         }
         let path = owners.join(format!("{n}{}", slot::SUFFIX));
         fs::write(&path, bytes).unwrap();
@@ -192,8 +201,8 @@ mod tests {
         let kept = isolated(&a.0, &id, 2);
         let others = isolated(&a.0, &names::random_id(), 0);
         let mut bytes = slot::id_entry(&id);
-        bytes.extend(slot::base_entry(&a.0));
-        bytes.extend(slot::base_entry(&b.0));
+        bytes.extend(slot::base_entry(&a.0, Kind::Isolated));
+        bytes.extend(slot::base_entry(&b.0, Kind::Isolated));
         bytes.extend(slot::kept_entry(kept.file_name().unwrap()));
         let path = owners.0.join(format!("3{}", slot::SUFFIX));
         fs::write(&path, bytes).unwrap();
@@ -276,6 +285,35 @@ mod tests {
             .file_type()
             .is_symlink());
         assert_eq!(len(&path), 0, "nothing removable is left to retry");
+    }
+
+    #[test]
+    fn socket_directories_go_only_from_their_own_base_and_only_by_their_own_name() {
+        let owners = Scratch::new("owners");
+        let (root, base) = (Scratch::new("root"), Scratch::new("base"));
+        let id = names::random_id();
+        let socket_dir = |at: &Path, n| {
+            let dir = at.join(names::socket_dir_name(&id, n));
+            fs::create_dir(&dir).unwrap();
+            fs::write(dir.join("s"), "").unwrap();
+            dir
+        };
+        let dead = socket_dir(&root.0, 0);
+        let in_other_base = socket_dir(&base.0, 1);
+        let isolated_in_root = isolated(&root.0, &id, 2);
+        let mut bytes = slot::id_entry(&id);
+        bytes.extend(slot::base_entry(&root.0, Kind::Socket));
+        bytes.extend(slot::base_entry(&base.0, Kind::Isolated));
+        fs::write(owners.0.join(format!("0{}", slot::SUFFIX)), bytes).unwrap();
+
+        sweep(&owners.0);
+
+        assert!(!dead.exists());
+        assert!(in_other_base.join("s").exists(), "not a socket base");
+        assert!(
+            isolated_in_root.join("data").exists(),
+            "not an isolated base"
+        );
     }
 
     #[test]

@@ -2,65 +2,108 @@ use std::io::{self, ErrorKind, Write};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use crate::common::error::{wrap, Context};
+use crate::common::error::{error, wrap, Context};
 use crate::common::private_dir::state_root;
-use crate::common::random::random_u64;
+use crate::dir::{Kind, Registry, SOCKET_DIR_NAME_MAX};
 use crate::sys;
 
 /// The socket's file name inside its directory.
 const SOCKET_NAME: &str = "s";
 
-/// A fresh private directory for one socket: `<state root>/u<16 hex digits>`, created
-/// with create-new semantics and mode 0700, so nobody else can connect to, replace or
-/// read the socket inside. Removed with the socket by [`SocketDir::remove`].
+/// The most bytes a socket's path has after the system temp dir:
+/// `/isofix-<uid>/u<id><n>/s`, with a `u32` uid of up to 10 digits and a counter of up to
+/// 13 (see `dir/names.rs`).
+const PATH_AFTER_TEMP_MAX: usize =
+    "/isofix-".len() + 10 + 1 + SOCKET_DIR_NAME_MAX + 1 + SOCKET_NAME.len();
+
+/// The longest temp dir in which every socket path fits in `sun_path` on every platform
+/// (macOS: 104 bytes with the final NUL).
+const TEMP_DIR_MAX: usize = 104 - 1 - PATH_AFTER_TEMP_MAX;
+
+/// How many names [`SocketDir::new`] tries when the directory it picked already exists
+/// (something else made a directory of that name).
+const NAME_ATTEMPTS: usize = 64;
+
+/// A fresh private directory for one socket: `<state root>/u<id><n>` (see
+/// `dir/names.rs`), created with create-new semantics and mode 0700, so nobody else can
+/// connect to, replace or read the socket inside. Removed with the socket by
+/// [`SocketDir::remove`], or, if the process dies without unwinding, by the sweep of
+/// `IsolatedDir`'s registry, in which it is recorded as this process's.
 #[derive(Debug)]
 pub(crate) struct SocketDir {
     dir: PathBuf,
     path: PathBuf,
+    /// Whether the registry counts the directory as this process's, until it is gone.
+    recorded: bool,
+    /// Whether [`SocketDir::remove`] succeeded, after which a drop has nothing to do.
+    removed: bool,
 }
 
 impl SocketDir {
     pub(crate) fn new() -> io::Result<SocketDir> {
         let root = state_root()?;
-        loop {
-            let dir = root.join(format!("u{:016x}", random_u64()));
-            match sys::create_private_dir(&dir) {
+        let registry = Registry::get();
+        // Recorded before it exists, so that a crash right after `mkdir` cannot leave an
+        // unrecorded directory behind.
+        let recorded = registry.enter(&root, Kind::Socket);
+        let mut dir = SocketDir {
+            dir: PathBuf::new(),
+            path: PathBuf::new(),
+            recorded,
+            removed: true,
+        };
+        for _ in 0..NAME_ATTEMPTS {
+            dir.dir = root.join(registry.socket_dir_name());
+            match sys::create_private_dir(&dir.dir) {
                 Ok(()) => {
-                    let path = dir.join(SOCKET_NAME);
-                    return Ok(SocketDir { dir, path });
+                    dir.path = dir.dir.join(SOCKET_NAME);
+                    dir.removed = false;
+                    return Ok(dir);
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     return Err(wrap(
                         e,
-                        format_args!("create socket directory {}", dir.display()),
+                        format_args!("create socket directory {}", dir.dir.display()),
                         "set TMPDIR to a writable directory",
                     ))
                 }
             }
         }
+        Err(error(
+            ErrorKind::AlreadyExists,
+            format_args!(
+                "create socket directory in {}: {NAME_ATTEMPTS} fresh names were all taken",
+                root.display()
+            ),
+            "something else creates directories there; set TMPDIR to a directory of yours",
+        ))
     }
 
-    /// What to do about a failed bind at `self.path`.
+    /// What to do about a failed bind at `self.path`. The directory goes when `self` is
+    /// dropped.
     pub(crate) fn bind_failed(&self, e: io::Error, kind: &str) -> io::Error {
         let hint = if e.kind() == ErrorKind::InvalidInput {
-            "the path is too long for a Unix socket (sun_path: 108 bytes on Linux, 104 on \
-             macOS); set TMPDIR to a short directory such as /tmp"
+            format!(
+                "the path is too long for a Unix socket (sun_path: 108 bytes on Linux, 104 on \
+                 macOS); set TMPDIR to a directory of at most {TEMP_DIR_MAX} bytes, such as /tmp"
+            )
         } else {
-            ""
+            String::new()
         };
-        let err = wrap(
+        wrap(
             e,
             format_args!("bind Unix {kind} at {}", self.path.display()),
             hint,
-        );
-        let _ = std::fs::remove_dir(&self.dir);
-        err
+        )
     }
 
-    /// Removes the socket file and its directory (what is already gone is no error); a
-    /// drop calls it and reports failures.
-    pub(crate) fn remove(&self) -> io::Result<()> {
+    /// Removes the socket file and its directory (what is already gone is no error), and
+    /// tells the registry; a drop calls it and reports failures.
+    pub(crate) fn remove(&mut self) -> io::Result<()> {
+        if self.removed {
+            return Ok(());
+        }
         match std::fs::remove_file(&self.path) {
             Err(e) if e.kind() != ErrorKind::NotFound => {
                 return Err(e).context(|| format!("remove Unix socket {}", self.path.display()), "")
@@ -68,12 +111,17 @@ impl SocketDir {
             _ => {}
         }
         match std::fs::remove_dir(&self.dir) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(e).context(
-                || format!("remove socket directory {}", self.dir.display()),
-                "something else was put in it",
-            ),
-            _ => Ok(()),
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                // Still recorded, so that a sweep tries again once this process is gone.
+                return Err(e).context(
+                    || format!("remove socket directory {}", self.dir.display()),
+                    "something else was put in it",
+                );
+            }
+            _ => {}
         }
+        self.removed = true;
+        Ok(())
     }
 }
 
@@ -82,6 +130,9 @@ impl Drop for SocketDir {
         if let Err(e) = self.remove() {
             let _ = writeln!(io::stderr(), "{e}");
         }
+        if self.removed && std::mem::take(&mut self.recorded) {
+            Registry::get().leave();
+        }
     }
 }
 
@@ -89,11 +140,23 @@ impl Drop for SocketDir {
 /// removed when it is dropped: the Unix-socket counterpart of
 /// [`EphemeralTcp`](crate::EphemeralTcp).
 ///
-/// The path is `<system temp dir>/isofix-<uid>/u<16 hex digits>/s`: with `/tmp` as the
-/// temp dir that is 33 bytes for uid 0 and at most 37, far below the limit of `sun_path`
-/// (108 bytes on Linux, 104 on macOS, counting the final NUL). It grows only with `TMPDIR`:
-/// up to 66 bytes of temp dir fit on macOS. The directory is created private (0700), so
-/// no other user can connect or plant a socket there.
+/// The path is `<system temp dir>/isofix-<uid>/u<id><n>/s`, where `<id>` is the 12-digit
+/// id of the process that [`IsolatedDir`](crate::IsolatedDir) names its directories with
+/// too, and `<n>` counts the process's directories. With `/tmp` as the temp dir that is 30
+/// bytes for uid 0 and the first 32 sockets, and at most 51 (a 10-digit uid, a 13-digit
+/// counter): the path is at most 47 bytes longer than the temp dir, far below the limit of
+/// `sun_path` (108 bytes on Linux, 104 on macOS, counting the final NUL), so a temp dir of
+/// up to 56 bytes always fits — macOS's default `/var/folders/…/T/` included. The
+/// directory is created private (0700), so no other user can connect or plant a socket
+/// there.
+///
+/// A process killed before it could drop the guard (`SIGKILL`, `panic = "abort"`, a
+/// runner's timeout) leaves the directory behind; it is removed like the directories of
+/// [`IsolatedDir`](crate::IsolatedDir), by the sweep that the next process's first
+/// `EphemeralUnix` or `IsolatedDir` runs (and [`IsolatedDir::sweep_stale`]), never while
+/// its process lives.
+///
+/// [`IsolatedDir::sweep_stale`]: crate::IsolatedDir::sweep_stale
 ///
 /// It dereferences to [`std::os::unix::net::UnixListener`]. Unix only.
 ///
@@ -192,7 +255,7 @@ impl EphemeralUnix {
     /// # }
     /// ```
     pub fn close(self) -> io::Result<()> {
-        let EphemeralUnix { listener, dir } = self;
+        let EphemeralUnix { listener, mut dir } = self;
         drop(listener);
         dir.remove()
     }
@@ -335,5 +398,19 @@ impl std::ops::Deref for EphemeralUnixDatagram {
 
     fn deref(&self) -> &UnixDatagram {
         &self.socket
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_path_bound_holds() {
+        // EphemeralUnix's documentation: at most 47 bytes after the temp dir.
+        assert_eq!(PATH_AFTER_TEMP_MAX, 47);
+        assert_eq!(TEMP_DIR_MAX, 56);
+        let uid_max = u32::MAX.to_string().len();
+        assert_eq!(uid_max, 10);
     }
 }
