@@ -7,28 +7,13 @@ mod serial_support;
 
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use isofix::{IsolatedDir, SerialGuard};
+use serial_support::nobody::{can_play_another_user, NOBODY};
 use serial_support::{child_role, spawn, unique, SAFETY};
-
-const NOBODY: u32 = 65534;
-
-/// Whether this test can play another user (root, with `setpriv`); prints why not.
-fn can_play_another_user() -> bool {
-    let root = fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false);
-    let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
-    if !(root && setpriv) {
-        println!(
-            "skipped: playing uid {NOBODY} needs root and setpriv (root {root}, setpriv {setpriv})"
-        );
-    }
-    root && setpriv
-}
 
 /// Runs `script` with `sh` as uid 65534.
 fn as_nobody(script: &str) {

@@ -1,17 +1,66 @@
 //! The private per-user directories that isofix keeps its state in.
 //!
-//! They live in shared places such as `/tmp`, so each is created 0700 and, when it already
-//! exists, must be a real directory (not a symlink) owned by this user and closed to group
-//! and others. Anything else is refused with an error naming the path and the environment
-//! variable that moves it.
+//! They live in shared places such as `/tmp` and `/dev/shm`, so each is created 0700 and,
+//! when it already exists, must be a real directory (not a symlink) owned by this user and
+//! closed to group and others. Anything else is refused with an error naming the path and
+//! the environment variable that moves it. Another user can make a per-user root
+//! (`/tmp/isofix-<uid>`, `/dev/shm/isofix-<uid>`) before its user does — a squat, which in
+//! a sticky shared directory only they can undo — so the hint for a directory of someone
+//! else's names a private place to move to, never a removal. Every root (the state root,
+//! the registry's, the lock root) gets its refusal from [`refusal_cause`] and
+//! [`refusal_hint`].
 
 use std::collections::HashSet;
+use std::fs::Metadata;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use super::error::{error, wrap};
 use crate::sys;
+
+/// An environment variable that moves one of isofix's private directories, with a private
+/// place to suggest for it when the default one is refused.
+pub(crate) struct Chooser {
+    pub(crate) var: &'static str,
+    pub(crate) example: &'static str,
+}
+
+/// `TMPDIR`, which moves the state root (sockets' directories) and the registry of
+/// isolated directories' owners.
+pub(crate) const TMPDIR: Chooser = Chooser {
+    var: "TMPDIR",
+    example: "$HOME/.cache/tmp, made with mode 0700",
+};
+
+/// Why the entry described by `meta` (from `lstat(2)` or an opened handle) cannot be one of
+/// isofix's private directories, if it cannot.
+pub(crate) fn refusal_cause(meta: &Metadata) -> Option<String> {
+    if meta.file_type().is_symlink() {
+        Some("it is a symbolic link, which could point anywhere".to_owned())
+    } else if !meta.is_dir() {
+        Some("it is not a directory".to_owned())
+    } else {
+        sys::not_private_reason(meta)
+    }
+}
+
+/// What the user can do about a refused private directory described by `meta`: only what
+/// they can do. A directory of theirs they can close; another user's entry in a sticky
+/// shared directory they can neither fix nor remove, so they are told to move away from it.
+pub(crate) fn refusal_hint(meta: &Metadata, chooser: &Chooser) -> String {
+    let Chooser { var, example } = chooser;
+    if !sys::owned_by_current_user(meta) {
+        format!(
+            "another user made it; set {var} to a private directory of yours (for example \
+             {example}) wherever your tests run, e.g. in [env] of .cargo/config.toml"
+        )
+    } else if meta.is_dir() && !meta.file_type().is_symlink() {
+        format!("run `chmod 700` on it, or set {var} to a directory that only you own")
+    } else {
+        format!("set {var} to a directory that only you own (mode 0700)")
+    }
+}
 
 /// Reads a path from the environment; unset and empty both mean "not set".
 pub(crate) fn env_path(var: &str) -> Option<PathBuf> {
@@ -20,9 +69,10 @@ pub(crate) fn env_path(var: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// Creates `path` private to this user, or checks that the existing one is. `var` is the
-/// environment variable that chooses the directory, named in the hint of every error.
-pub(crate) fn ensure_private_dir(path: &Path, var: &str) -> io::Result<()> {
+/// Creates `path` private to this user, or checks that the existing one is. `chooser`
+/// names the environment variable that moves the directory, in the hint of every error.
+pub(crate) fn ensure_private_dir(path: &Path, chooser: &Chooser) -> io::Result<()> {
+    let var = chooser.var;
     match sys::create_private_dir(path) {
         Ok(()) => return Ok(()),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
@@ -39,13 +89,13 @@ pub(crate) fn ensure_private_dir(path: &Path, var: &str) -> io::Result<()> {
                 })?;
             }
             return match sys::create_private_dir(path) {
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => check_private(path, var),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => check_private(path, chooser),
                 other => other.map_err(|e| create_failed(e, path, var)),
             };
         }
         Err(e) => return Err(create_failed(e, path, var)),
     }
-    check_private(path, var)
+    check_private(path, chooser)
 }
 
 fn create_failed(e: io::Error, path: &Path, var: &str) -> io::Error {
@@ -56,39 +106,24 @@ fn create_failed(e: io::Error, path: &Path, var: &str) -> io::Error {
     )
 }
 
-fn check_private(path: &Path, var: &str) -> io::Result<()> {
+fn check_private(path: &Path, chooser: &Chooser) -> io::Result<()> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| {
         wrap(
             e,
             format_args!("inspect private directory {}", path.display()),
-            format_args!("set {var} to a directory of your own"),
+            format_args!("set {} to a directory of your own", chooser.var),
         )
     })?;
-    let refusal = if meta.file_type().is_symlink() {
-        Some("it is a symbolic link, which could point anywhere".to_owned())
-    } else if !meta.is_dir() {
-        Some("it is not a directory".to_owned())
-    } else {
-        sys::not_private_reason(&meta)
-    };
-    let Some(reason) = refusal else {
+    let Some(reason) = refusal_cause(&meta) else {
         return Ok(());
     };
-    // Only what the user can do: a directory of someone else's in a sticky /tmp cannot
-    // be removed by them.
-    let hint =
-        if meta.is_dir() && !meta.file_type().is_symlink() && sys::owned_by_current_user(&meta) {
-            format!("run `chmod 700` on it, or set {var} to a directory that only you own")
-        } else {
-            format!("set {var} to a directory that only you own (mode 0700)")
-        };
     Err(error(
         ErrorKind::PermissionDenied,
         format_args!(
             "refusing to use {} as a private directory: {reason}",
             path.display()
         ),
-        hint,
+        refusal_hint(&meta, chooser),
     ))
 }
 
@@ -101,11 +136,11 @@ fn checked() -> std::sync::MutexGuard<'static, Option<HashSet<PathBuf>>> {
 
 /// [`ensure_private_dir`], checked once per path and process: the checks cost several
 /// syscalls, and a directory that was private stays so (only its owner can change it).
-pub(crate) fn ensure_private_dir_cached(path: &Path, var: &str) -> io::Result<()> {
+pub(crate) fn ensure_private_dir_cached(path: &Path, chooser: &Chooser) -> io::Result<()> {
     if checked().as_ref().is_some_and(|set| set.contains(path)) {
         return Ok(());
     }
-    ensure_private_dir(path, var)?;
+    ensure_private_dir(path, chooser)?;
     checked()
         .get_or_insert_with(HashSet::new)
         .insert(path.to_owned());
@@ -115,7 +150,7 @@ pub(crate) fn ensure_private_dir_cached(path: &Path, var: &str) -> io::Result<()
 /// This user's state root, `<system temp dir>/isofix-<uid>`, created private.
 pub(crate) fn state_root() -> io::Result<PathBuf> {
     let root = std::env::temp_dir().join(format!("isofix-{}", sys::user_tag()));
-    ensure_private_dir_cached(&root, "TMPDIR")?;
+    ensure_private_dir_cached(&root, &TMPDIR)?;
     Ok(root)
 }
 
@@ -142,8 +177,13 @@ mod tests {
         }
     }
 
+    const V: Chooser = Chooser {
+        var: "ISOFIX_TEST_VAR",
+        example: "a test's own place",
+    };
+
     fn refusal(path: &Path) -> String {
-        let err = ensure_private_dir(path, "ISOFIX_TEST_VAR").unwrap_err();
+        let err = ensure_private_dir(path, &V).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
         let msg = err.to_string();
         assert!(msg.contains(&path.display().to_string()), "{msg}");
@@ -156,19 +196,19 @@ mod tests {
         let scratch = Scratch::new();
         let parent = scratch.0.join("a");
         let dir = parent.join("b");
-        ensure_private_dir(&dir, "V").unwrap();
+        ensure_private_dir(&dir, &V).unwrap();
         for made in [&parent, &dir] {
             let mode = std::fs::metadata(made).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{}", made.display());
         }
-        ensure_private_dir(&dir, "V").unwrap();
+        ensure_private_dir(&dir, &V).unwrap();
     }
 
     #[test]
     fn refuses_a_symlink_even_to_a_private_dir() {
         let scratch = Scratch::new();
         let real = scratch.0.join("real");
-        ensure_private_dir(&real, "V").unwrap();
+        ensure_private_dir(&real, &V).unwrap();
         let link = scratch.0.join("link");
         std::os::unix::fs::symlink(&real, &link).unwrap();
         assert!(refusal(&link).contains("symbolic link"));
@@ -202,6 +242,13 @@ mod tests {
             eprintln!("skipped: changing a directory's owner needs root here");
             return;
         }
-        assert!(refusal(&dir).contains("owned by uid 65534"));
+        let msg = refusal(&dir);
+        assert!(msg.contains("owned by uid 65534"), "{msg}");
+        assert!(msg.contains("another user made it"), "{msg}");
+        assert!(msg.contains("a test's own place"), "{msg}");
+        assert!(
+            !msg.contains("remove"),
+            "a hint the user cannot follow: {msg}"
+        );
     }
 }

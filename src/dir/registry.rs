@@ -34,7 +34,7 @@ use super::names::{self, Kind};
 use super::slot;
 use super::sweep;
 use crate::common::file_lock::{self, LockMode};
-use crate::common::private_dir::{ensure_private_dir_cached, state_root};
+use crate::common::private_dir::{ensure_private_dir_cached, state_root, TMPDIR};
 use crate::sys;
 
 /// This process's registry, made on first use.
@@ -173,13 +173,13 @@ fn warn_once(err: io::Error) {
 pub(crate) fn owners_dir() -> io::Result<PathBuf> {
     let root = match memory_root() {
         Some(root) => {
-            ensure_private_dir_cached(&root, "TMPDIR")?;
+            ensure_private_dir_cached(&root, &TMPDIR)?;
             root
         }
         None => state_root()?,
     };
     let owners = root.join("dir-owners");
-    ensure_private_dir_cached(&owners, "TMPDIR")?;
+    ensure_private_dir_cached(&owners, &TMPDIR)?;
     Ok(owners)
 }
 

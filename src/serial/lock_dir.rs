@@ -22,7 +22,14 @@ use super::records::{self, Record, Table};
 use super::settings::DIR_VAR;
 use crate::common::error::{error, wrap};
 use crate::common::file_lock::{self, LockMode};
+use crate::common::private_dir::{refusal_cause, refusal_hint, Chooser};
 use crate::sys::{self, DirHandle};
+
+/// `ISOFIX_LOCK_DIR`, which moves the lock directory.
+const LOCK_DIR: Chooser = Chooser {
+    var: DIR_VAR,
+    example: "$HOME/.cache/isofix-locks",
+};
 
 /// The layout's protocol version, the name of the directory that holds it: a future
 /// incompatible protocol uses another name, and must look for live holders here before
@@ -110,12 +117,12 @@ impl LockDir {
         // A directory this process used is never made again: see the module docs.
         let create = locking && known.is_none();
         let handle = match configured {
-            Some(_) => open_private(None, path, path, create, Owner::Configured),
+            Some(_) => open_private(None, path, path, create),
             None => open_default(path, create),
         }
         .and_then(|root| {
             let name = Path::new(LAYOUT);
-            open_private(Some(&root), name, &versioned, create, Owner::Inner)
+            open_private(Some(&root), name, &versioned, create)
         });
         let handle = match handle {
             Err(e) if e.kind() == ErrorKind::NotFound && known.is_some() => {
@@ -274,24 +281,13 @@ fn removed(path: &Path, how: &str) -> io::Error {
     )
 }
 
-/// Whose directory a refusal is about, which decides the hint.
-#[derive(Clone, Copy, PartialEq)]
-enum Owner {
-    /// The per-user root in the shared default base: someone else may have made it.
-    DefaultRoot,
-    /// The builder's or `ISOFIX_LOCK_DIR`.
-    Configured,
-    /// A directory inside one already checked.
-    Inner,
-}
-
 /// `<base>/isofix-<uid>`, then `locks` in it.
 fn open_default(path: &Path, create: bool) -> io::Result<DirHandle> {
     let (Some(root), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(io::Error::from(ErrorKind::InvalidInput));
     };
-    let root = open_private(None, root, root, create, Owner::DefaultRoot)?;
-    open_private(Some(&root), Path::new(name), path, create, Owner::Inner)
+    let root = open_private(None, root, root, create)?;
+    open_private(Some(&root), Path::new(name), path, create)
 }
 
 /// Opens the directory `name` (a path when `parent` is `None`, else an entry of
@@ -303,7 +299,6 @@ fn open_private(
     name: &Path,
     full: &Path,
     create: bool,
-    owner: Owner,
 ) -> io::Result<DirHandle> {
     let shown = || format!("lock directory {}", full.display());
     let open = || match parent {
@@ -327,13 +322,17 @@ fn open_private(
     let handle = opened.map_err(|e| {
         // For the message only: the handle's open already refused it.
         let found = std::fs::symlink_metadata(full).ok();
-        let squatted = owner == Owner::DefaultRoot
-            && found
-                .as_ref()
-                .is_some_and(|m| !sys::owned_by_current_user(m));
-        let hint = if squatted {
-            squat_hint()
-        } else if sys::is_out_of_descriptors(&e) {
+        if let Some((meta, cause)) = found
+            .as_ref()
+            .and_then(|meta| Some((meta, refusal_cause(meta)?)))
+        {
+            return error(
+                ErrorKind::PermissionDenied,
+                format_args!("refusing to use {}: {cause}", shown()),
+                refusal_hint(meta, &LOCK_DIR),
+            );
+        }
+        let hint = if sys::is_out_of_descriptors(&e) {
             "the process is out of file descriptors: raise `ulimit -n`, or find what else \
              keeps so many open"
                 .to_owned()
@@ -342,50 +341,17 @@ fn open_private(
         } else {
             format!("set {DIR_VAR} to a directory that only you own (mode 0700)")
         };
-        let cause = match &found {
-            Some(meta) if meta.file_type().is_symlink() => {
-                "it is a symbolic link, which could point anywhere".to_owned()
-            }
-            Some(meta) if !meta.is_dir() => "it is not a directory".to_owned(),
-            Some(meta) => sys::not_private_reason(meta).unwrap_or_default(),
-            None => String::new(),
-        };
-        if cause.is_empty() {
-            wrap(e, format_args!("open {}", shown()), hint)
-        } else {
-            error(
-                ErrorKind::PermissionDenied,
-                format_args!("refusing to use {}: {cause}", shown()),
-                hint,
-            )
-        }
+        wrap(e, format_args!("open {}", shown()), hint)
     })?;
     let meta = handle.metadata()?;
-    let Some(reason) = sys::not_private_reason(&meta) else {
+    let Some(reason) = refusal_cause(&meta) else {
         return Ok(handle);
-    };
-    let hint = if !sys::owned_by_current_user(&meta) && owner == Owner::DefaultRoot {
-        squat_hint()
-    } else if !sys::owned_by_current_user(&meta) {
-        format!("set {DIR_VAR} to a directory that only you own (mode 0700)")
-    } else {
-        format!("run `chmod 700` on it, or set {DIR_VAR} to a directory that only you own")
     };
     Err(error(
         ErrorKind::PermissionDenied,
         format_args!("refusing to use {}: {reason}", shown()),
-        hint,
+        refusal_hint(&meta, &LOCK_DIR),
     ))
-}
-
-/// The hint for a default root that another user made (or linked): one the victim can
-/// follow, never "remove it".
-fn squat_hint() -> String {
-    format!(
-        "another user made your default lock directory's parent; set {DIR_VAR} to a \
-         private directory of yours (for example $HOME/.cache/isofix-locks) wherever your \
-         tests run, e.g. in [env] of .cargo/config.toml"
-    )
 }
 
 #[cfg(all(test, unix))]

@@ -4,6 +4,9 @@
 
 #[path = "../support/child.rs"]
 mod child;
+#[cfg(unix)]
+#[path = "../support/nobody.rs"]
+pub mod nobody;
 
 use std::fs;
 use std::future::Future;
@@ -13,7 +16,12 @@ use std::time::Duration;
 
 use isofix::SerialGuard;
 
+#[allow(unused_imports)] // Each test binary uses a different part.
+pub use child::wrapped;
 pub use child::Child;
+#[cfg(unix)]
+#[allow(unused_imports)]
+pub use nobody::AS_NOBODY;
 
 /// A generous bound for waits that must end, so that a bug fails instead of hanging.
 pub const SAFETY: Duration = Duration::from_secs(60);
@@ -163,26 +171,6 @@ pub fn spawn(test: &str, role: &[&str], envs: &[(&str, &str)]) -> Child {
 pub fn command(test: &str, role: &[&str]) -> std::process::Command {
     child::command(test, &role.join("\x1f"))
 }
-
-/// `wrapper` (e.g. `setpriv ...` or `prlimit ...`) running `child`'s command, with its
-/// environment and piped standard streams.
-pub fn wrapped(mut wrapper: std::process::Command, child: &std::process::Command) -> Child {
-    wrapper.arg(child.get_program()).args(child.get_args());
-    for (key, value) in child.get_envs() {
-        match value {
-            Some(value) => wrapper.env(key, value),
-            None => wrapper.env_remove(key),
-        };
-    }
-    wrapper
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    Child::spawn(&mut wrapper)
-}
-
-/// `setpriv` arguments that run a command as uid and gid 65534.
-pub const AS_NOBODY: [&str; 5] = ["--reuid", "65534", "--regid", "65534", "--clear-groups"];
 
 /// In a child, plays the role and exits; in the parent, returns at once. Every test that
 /// spawns children calls it first.

@@ -192,3 +192,20 @@ impl Child {
         self.child.wait().unwrap();
     }
 }
+
+/// `wrapper` (e.g. `setpriv ...` or `prlimit ...`) running `child`'s command, with its
+/// environment and piped standard streams.
+pub fn wrapped(mut wrapper: Command, child: &Command) -> Child {
+    wrapper.arg(child.get_program()).args(child.get_args());
+    for (key, value) in child.get_envs() {
+        match value {
+            Some(value) => wrapper.env(key, value),
+            None => wrapper.env_remove(key),
+        };
+    }
+    wrapper
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Child::spawn(&mut wrapper)
+}
