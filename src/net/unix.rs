@@ -279,14 +279,12 @@ impl EphemeralUnix {
     /// ```
     #[cfg(feature = "tokio")]
     pub fn to_tokio(&self) -> io::Result<tokio::net::UnixListener> {
-        let what = || format!("use Unix listener at {} with tokio", self.path().display());
-        super::tokio_runtime::require_runtime(what)?;
-        let listener = self.listener.try_clone().context(what, "")?;
-        listener
-            .set_nonblocking(true)
-            .context(what, "tokio needs nonblocking sockets")?;
-        tokio::net::UnixListener::from_std(listener)
-            .context(what, "is the tokio runtime built with enable_io()?")
+        super::tokio_runtime::hand_over(
+            || format!("use Unix listener at {} with tokio", self.path().display()),
+            || self.listener.try_clone(),
+            |listener| listener.set_nonblocking(true),
+            tokio::net::UnixListener::from_std,
+        )
     }
 }
 
@@ -377,19 +375,15 @@ impl EphemeralUnixDatagram {
     /// ```
     #[cfg(feature = "tokio")]
     pub fn to_tokio(&self) -> io::Result<tokio::net::UnixDatagram> {
-        let what = || {
-            format!(
-                "use Unix datagram socket at {} with tokio",
-                self.path().display()
-            )
-        };
-        super::tokio_runtime::require_runtime(what)?;
-        let socket = self.socket.try_clone().context(what, "")?;
-        socket
-            .set_nonblocking(true)
-            .context(what, "tokio needs nonblocking sockets")?;
-        tokio::net::UnixDatagram::from_std(socket)
-            .context(what, "is the tokio runtime built with enable_io()?")
+        super::tokio_runtime::hand_over(
+            || {
+                let path = self.path().display();
+                format!("use Unix datagram socket at {path} with tokio")
+            },
+            || self.socket.try_clone(),
+            |socket| socket.set_nonblocking(true),
+            tokio::net::UnixDatagram::from_std,
+        )
     }
 }
 
