@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use isofix::{IsolatedDir, SerialGuard};
-use serial_support::nobody::{can_play_another_user, NOBODY};
+use serial_support::nobody::{self, can_play_another_user, while_squatted, NOBODY};
 use serial_support::{child_role, spawn, unique, SAFETY};
 
 /// Runs `script` with `sh` as uid 65534.
@@ -350,42 +350,17 @@ fn a_squatted_default_root_gets_a_hint_the_victim_can_follow() {
     }
     let test = "a_squatted_default_root_gets_a_hint_the_victim_can_follow";
     let root = Path::new("/tmp/isofix-65534");
-    if fs::symlink_metadata(root).is_ok() {
-        return println!("skipped: {} exists already", root.display());
-    }
     let elsewhere = IsolatedDir::new().unwrap();
-    let squats: [(&str, &dyn Fn()); 2] = [
-        ("owned by uid 0", &|| {
-            fs::create_dir(root).unwrap();
-            fs::set_permissions(root, fs::Permissions::from_mode(0o700)).unwrap();
-        }),
-        ("symbolic link", &|| {
-            symlink(elsewhere.path(), root).unwrap()
-        }),
-    ];
-    for (cause, squat) in squats {
-        squat();
+    let Some(outcomes) = while_squatted(root, 0o700, elsewhere.path(), || {
         let mut child = serial_support::command(test, &["try", &unique("squatted")]);
         child.env_remove("ISOFIX_LOCK_DIR");
         let mut setpriv = Command::new("setpriv");
         setpriv.args(serial_support::AS_NOBODY);
-        let said = serial_support::wrapped(setpriv, &child).read_marked();
-        match fs::symlink_metadata(root).unwrap().is_dir() {
-            true => fs::remove_dir(root).unwrap(),
-            false => fs::remove_file(root).unwrap(),
-        }
-        assert!(said.starts_with("err PermissionDenied"), "{said}");
-        for needle in [
-            cause,
-            "/tmp/isofix-65534",
-            "set ISOFIX_LOCK_DIR",
-            "another user",
-        ] {
-            assert!(said.contains(needle), "{needle} not in {said}");
-        }
-        assert!(
-            !said.contains("remove"),
-            "a hint the victim cannot follow: {said}"
-        );
+        serial_support::wrapped(setpriv, &child).read_marked()
+    }) else {
+        return;
+    };
+    for (cause, said) in outcomes {
+        nobody::assert_refused(&said, root, cause, "ISOFIX_LOCK_DIR");
     }
 }

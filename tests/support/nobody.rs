@@ -3,7 +3,9 @@
 
 #![allow(dead_code)] // Each test binary uses a different part.
 
-use std::os::unix::fs::MetadataExt;
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::process::Command;
 
 /// The other user.
@@ -38,4 +40,55 @@ pub fn can_play_another_user() -> bool {
         );
     }
     root && setpriv
+}
+
+/// Squats `path` as root (this process) each way another user can — a directory of theirs
+/// with mode `dir_mode`, then a symbolic link to `elsewhere` — and runs `victim` while each
+/// squat is in place. Each squat is removed before the next, and before anything is
+/// checked, so a failing check leaves nothing behind. Returns, with what `victim` gave,
+/// the cause a refusal must name; `None` (said on stdout) if `path` exists already.
+pub fn while_squatted<T>(
+    path: &Path,
+    dir_mode: u32,
+    elsewhere: &Path,
+    victim: impl Fn() -> T,
+) -> Option<Vec<(&'static str, T)>> {
+    if fs::symlink_metadata(path).is_ok() {
+        println!("skipped: {} exists already", path.display());
+        return None;
+    }
+    let mut outcomes = Vec::new();
+    for cause in ["owned by uid 0", "symbolic link"] {
+        if cause == "symbolic link" {
+            symlink(elsewhere, path).unwrap();
+        } else {
+            fs::create_dir(path).unwrap();
+            fs::set_permissions(path, fs::Permissions::from_mode(dir_mode)).unwrap();
+        }
+        let outcome = victim();
+        match fs::symlink_metadata(path).unwrap().is_dir() {
+            true => fs::remove_dir(path).unwrap(),
+            false => fs::remove_file(path).unwrap(),
+        }
+        outcomes.push((cause, outcome));
+    }
+    Some(outcomes)
+}
+
+/// Asserts that `said`, a victim's `err <kind> <message>`, refuses `path` for `cause` with a
+/// hint the victim can follow: move away by setting `var`, never remove what it cannot.
+pub fn assert_refused(said: &str, path: &Path, cause: &str, var: &str) {
+    assert!(said.starts_with("err PermissionDenied"), "{said}");
+    for needle in [
+        &path.display().to_string(),
+        cause,
+        "another user",
+        &format!("set {var} to a private directory of yours"),
+    ] {
+        assert!(said.contains(needle), "{needle:?} not in {said}");
+    }
+    assert!(
+        !said.contains("remove"),
+        "a hint the victim cannot follow: {said}"
+    );
 }
