@@ -98,8 +98,8 @@ impl SocketDir {
         )
     }
 
-    /// Removes the socket file and its directory (what is already gone is no error), and
-    /// tells the registry; a drop calls it and reports failures.
+    /// Removes the socket file and its directory (what is already gone is no error); a
+    /// drop calls it, reports failures, and tells the registry once the directory is gone.
     pub(crate) fn remove(&mut self) -> io::Result<()> {
         if self.removed {
             return Ok(());
