@@ -1,6 +1,7 @@
 //! `cargo isofix clean` end to end: a child that made an isolated directory and was killed
 //! with `SIGKILL` left it behind; `clean --dry-run` lists it, `clean` removes it, and a live
-//! child's directory stays until that child is gone too.
+//! child's directory stays until that child is gone too. The private directory of a
+//! killed child's Unix socket goes the same way.
 
 #![cfg(unix)]
 
@@ -81,5 +82,45 @@ fn removes_the_directories_of_killed_processes_only() {
         "{removed}"
     );
     assert!(!Path::new(&live_dir).exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn removes_the_socket_directories_of_killed_processes() {
+    if play_role() {
+        return;
+    }
+    let root = private_dir("clean-sockets");
+    // The state root of sockets' directories, and the registry, live under TMPDIR.
+    let tmp = root.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let locks = tmp.join("locks");
+    let env = [
+        ("TMPDIR", tmp.as_path()),
+        ("ISOFIX_LOCK_DIR", locks.as_path()),
+    ];
+    let clean = |args: &[&str]| {
+        let out = cli(args, &env);
+        assert!(out.status.success(), "{out:?}");
+        stdout(&out)
+    };
+    let mut dead = Child::spawn(
+        "removes_the_socket_directories_of_killed_processes",
+        "socket",
+        &env,
+    );
+    let socket = dead.ready();
+    dead.kill();
+    let dir = Path::new(&socket).parent().unwrap().display().to_string();
+    assert!(Path::new(&dir).is_dir(), "SIGKILL leaves {dir} behind");
+
+    let listed = clean(&["clean", "--dry-run"]);
+    assert!(
+        listed.contains(&format!("would remove {dir}\n")),
+        "{listed}"
+    );
+    let removed = clean(&["clean"]);
+    assert!(removed.contains(&format!("removed {dir}\n")), "{removed}");
+    assert!(!Path::new(&dir).exists());
     let _ = std::fs::remove_dir_all(&root);
 }

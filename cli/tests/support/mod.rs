@@ -126,6 +126,14 @@ pub fn play_role() -> bool {
             drop(dir);
             return true;
         }
+        // Binds a Unix socket and names it.
+        "socket" => {
+            let socket = isofix::EphemeralUnix::bind().unwrap();
+            println!("{READY}{}", socket.path().display());
+            wait_for_stdin_to_close();
+            drop(socket);
+            return true;
+        }
         other => panic!("unknown role {other}"),
     }
     wait_for_stdin_to_close();
