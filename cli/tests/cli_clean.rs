@@ -13,6 +13,13 @@ use support::{cli, play_role, private_dir, stdout, Child};
 
 const TEST: &str = "removes_the_directories_of_killed_processes_only";
 
+/// Runs `cargo isofix <args>` with `env`, which must succeed; returns its stdout.
+fn clean(args: &[&str], env: &[(&str, &Path)]) -> String {
+    let out = cli(args, env);
+    assert!(out.status.success(), "{out:?}");
+    stdout(&out)
+}
+
 #[test]
 fn removes_the_directories_of_killed_processes_only() {
     if play_role() {
@@ -30,11 +37,7 @@ fn removes_the_directories_of_killed_processes_only() {
         ("ISOFIX_TMPDIR", base.as_path()),
         ("ISOFIX_LOCK_DIR", locks.as_path()),
     ];
-    let clean = |args: &[&str]| {
-        let out = cli(args, &env);
-        assert!(out.status.success(), "{out:?}");
-        stdout(&out)
-    };
+    let clean = |args: &[&str]| clean(args, &env);
 
     // The live child first: a process's first isolated directory sweeps the dead ones'.
     let mut live = Child::spawn(TEST, "dir", &env);
@@ -99,11 +102,7 @@ fn removes_the_socket_directories_of_killed_processes() {
         ("TMPDIR", tmp.as_path()),
         ("ISOFIX_LOCK_DIR", locks.as_path()),
     ];
-    let clean = |args: &[&str]| {
-        let out = cli(args, &env);
-        assert!(out.status.success(), "{out:?}");
-        stdout(&out)
-    };
+    let clean = |args: &[&str]| clean(args, &env);
     let mut dead = Child::spawn(
         "removes_the_socket_directories_of_killed_processes",
         "socket",
