@@ -1,12 +1,13 @@
-//! A lock directory removed or replaced while the process runs: the process notices, and
-//! fails its next request there instead of starting a second lock space beside the locks
-//! still held in the removed one.
+//! A lock directory removed (or removed and made again) while the process runs: the process
+//! notices, and fails its next request there instead of starting a second lock space beside
+//! the locks still held in the removed one. A lock file removed alone is opened afresh.
 
 mod serial_support;
 
 use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
+use std::time::Duration;
 
 use isofix::{IsolatedDir, SerialGuard};
 use serial_support::{child_role, spawn, unique, SAFETY};
@@ -47,16 +48,56 @@ fn a_removed_lock_dir_fails_later_requests() {
 }
 
 #[test]
-fn a_replaced_lock_dir_fails_later_requests() {
+fn a_lock_dir_made_again_fails_later_requests() {
     let scratch = IsolatedDir::new().unwrap();
     let dir = scratch.path().join("locks");
     let group = unique("replaced-dir");
     drop(take(&group, &dir).unwrap());
-    fs::rename(&dir, scratch.path().join("old")).unwrap();
+    fs::remove_dir_all(&dir).unwrap();
     // A fresh, private directory with the same layout at the same path.
     drop(take(&group, &scratch.path().join("fresh")).unwrap());
     fs::rename(scratch.path().join("fresh"), &dir).unwrap();
-    assert_refused(take(&group, &dir).unwrap_err(), &dir, "replaced");
+    // "removed" through the handle this process keeps, "replaced" once it opens the path
+    // again (when other tests' lock directories pushed it out of its cache).
+    let err = take(&group, &dir).unwrap_err();
+    let how = match err.to_string().contains("replaced") {
+        true => "replaced by another directory",
+        false => "removed",
+    };
+    assert_refused(err, &dir, how);
+}
+
+/// A temp-file cleaner may delete a lock file that this process keeps open for its next
+/// acquisition. Locking that orphan would exclude nobody who opens the name afresh.
+#[test]
+fn a_lock_file_removed_alone_is_opened_afresh() {
+    child_role();
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let group = unique("file-removed");
+    // The lock file stays open in this process for the next acquisition.
+    drop(take(&group, &dir).unwrap());
+    let lock_files: Vec<_> = fs::read_dir(dir.join("v1"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "lock"))
+        .collect();
+    assert_eq!(lock_files.len(), 1, "{lock_files:?}");
+    fs::remove_file(&lock_files[0]).unwrap();
+    let mut holder = spawn(
+        "a_lock_file_removed_alone_is_opened_afresh",
+        &["hold", &group, "ex"],
+        &[("ISOFIX_LOCK_DIR", dir.to_str().unwrap())],
+    );
+    assert!(holder.read_marked().starts_with("held"));
+    // Before, this took the group at once on the deleted file, beside the child.
+    let err = SerialGuard::group(&group)
+        .lock_dir(&dir)
+        .timeout(Duration::ZERO)
+        .acquire()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    holder.finish().assert_success();
 }
 
 #[test]

@@ -242,26 +242,44 @@ pub(crate) fn line(state: State, mode: &str, stem: &str, test: Option<&str>) -> 
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let state = match state {
-        State::Held => 'H',
-        State::Waiting => 'W',
+        State::Held => "H",
+        State::Waiting => "W",
     };
-    let mut text = format!(
-        "{state} pid={} since={}.{:09} mode={mode} group={stem} test=",
-        pid(),
-        since.as_secs(),
-        since.subsec_nanos()
-    );
+    // Put together by hand, not with `format!`: this is on every acquisition's path.
+    let mut bytes = Vec::with_capacity(LINE);
+    bytes.extend_from_slice(state.as_bytes());
+    bytes.extend_from_slice(b" pid=");
+    push_decimal(&mut bytes, pid().into(), 1);
+    bytes.extend_from_slice(b" since=");
+    push_decimal(&mut bytes, since.as_secs(), 1);
+    bytes.push(b'.');
+    push_decimal(&mut bytes, since.subsec_nanos().into(), 9);
+    for (key, value) in [(" mode=", mode), (" group=", stem), (" test=", "")] {
+        bytes.extend_from_slice(key.as_bytes());
+        bytes.extend_from_slice(value.as_bytes());
+    }
     let test = test.unwrap_or("-");
-    let mut cut = test.len().min((LINE - 1).saturating_sub(text.len()));
+    let mut cut = test.len().min((LINE - 1).saturating_sub(bytes.len()));
     while !test.is_char_boundary(cut) {
         cut -= 1;
     }
-    text.push_str(&test[..cut]);
-    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(&test.as_bytes()[..cut]);
     bytes.truncate(LINE - 1);
     bytes.resize(LINE - 1, b' ');
     bytes.push(b'\n');
     bytes
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits.
+fn push_decimal(out: &mut Vec<u8>, n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let (mut n, mut at) = (n, digits.len());
+    while n > 0 || digits.len() - at < width {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A holder of a serial group, or a request waiting for one, as its process recorded it
@@ -465,6 +483,15 @@ pub(crate) fn read(dir: &DirHandle, shown: &Path, group: Option<&str>) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_match_what_format_prints() {
+        for (n, width) in [(0, 1), (7, 1), (5, 9), (123_456_789, 9), (u64::MAX, 1)] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n, width);
+            assert_eq!(out, format!("{n:0width$}").into_bytes());
+        }
+    }
 
     #[test]
     fn lines_round_trip_and_cut_long_names() {

@@ -144,6 +144,12 @@ pub(crate) fn file_identity(meta: &Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
 
+/// Whether the open `file` no longer has a name (`fstat(2)` link count 0): it, or the
+/// directory it was in, was removed.
+pub(crate) fn is_unlinked(file: &File) -> io::Result<bool> {
+    Ok(file.metadata()?.nlink() == 0)
+}
+
 fn c_name(name: &OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
@@ -239,6 +245,11 @@ impl DirHandle {
     /// The directory's own metadata (`fstat(2)`).
     pub(crate) fn metadata(&self) -> io::Result<Metadata> {
         self.0.metadata()
+    }
+
+    /// Whether the directory was removed since it was opened (see [`is_unlinked`]).
+    pub(crate) fn is_unlinked(&self) -> io::Result<bool> {
+        is_unlinked(&self.0)
     }
 
     /// The names in the directory that are valid UTF-8, without `.` and `..`
