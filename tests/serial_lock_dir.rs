@@ -7,7 +7,8 @@ mod serial_support;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use isofix::{IsolatedDir, SerialGuard};
 use serial_support::{child_role, spawn, unique, SAFETY};
@@ -181,6 +182,62 @@ fn listing_holders_makes_nothing() {
             .iter()
             .any(|h| h.pid() == std::process::id() && !h.is_waiting()),
         "{listed:?}"
+    );
+    drop(guard);
+}
+
+/// An age-based temp-file cleaner (systemd-tmpfiles, which cleans `/tmp` on many
+/// distributions) leaves a lock directory in use alone. The same old files in a directory
+/// nobody uses show that the cleaner would remove them.
+#[test]
+fn temp_file_cleaners_leave_a_lock_dir_in_use_alone() {
+    if Command::new("systemd-tmpfiles")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: no systemd-tmpfiles here to play the temp-file cleaner");
+        return;
+    }
+    let scratch = IsolatedDir::new().unwrap();
+    let (used, unused) = (scratch.path().join("used"), scratch.path().join("unused"));
+    let guard = take(&unique("cleaned"), &used).unwrap();
+    fs::create_dir_all(unused.join("v1")).unwrap();
+    fs::write(unused.join("v1").join("group.lock"), "").unwrap();
+    let weeks_ago = SystemTime::now() - Duration::from_secs(30 * 24 * 3600);
+    let mut files = Vec::new();
+    for dir in [&used, &unused] {
+        for entry in fs::read_dir(dir.join("v1")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "lock") {
+                fs::File::open(&path)
+                    .unwrap()
+                    .set_modified(weeks_ago)
+                    .unwrap();
+                files.push(path);
+            }
+        }
+    }
+    // Files older than a day by their modification time, in both directories.
+    let config = scratch.path().join("clean.conf");
+    let lines = format!(
+        "e {} - - - m:1d\ne {} - - - m:1d\n",
+        used.display(),
+        unused.display()
+    );
+    fs::write(&config, lines).unwrap();
+    let cleaned = Command::new("systemd-tmpfiles")
+        .arg("--clean")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(cleaned.status.success(), "{cleaned:?}");
+    let left: Vec<_> = files.iter().filter(|p| p.exists()).collect();
+    let expected: Vec<_> = files.iter().filter(|p| p.starts_with(&used)).collect();
+    assert!(!expected.is_empty());
+    assert_eq!(
+        left, expected,
+        "the cleaner removed lock files in use, or none at all"
     );
     drop(guard);
 }

@@ -157,6 +157,7 @@ impl LockDir {
             // Not cached either: a later lock here must remember it as it is then.
             return Ok(dir);
         }
+        dir.handle.keep_from_cleaners();
         let mut cache = lock(&CACHE);
         if cache.len() >= CACHE_MAX {
             cache.remove(0);

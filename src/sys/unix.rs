@@ -247,6 +247,14 @@ impl DirHandle {
         self.0.metadata()
     }
 
+    /// Locks the directory shared (`flock(2)`, `LOCK_SH | LOCK_NB`) for as long as the
+    /// handle is open: age-based temp-file cleaners (systemd-tmpfiles) leave a locked
+    /// directory's contents alone. Best effort: a directory that cannot be locked is used
+    /// all the same.
+    pub(crate) fn keep_from_cleaners(&self) {
+        let _ = flock(&self.0, FlockOp::Shared, false);
+    }
+
     /// Whether the directory was removed since it was opened (see [`is_unlinked`]).
     pub(crate) fn is_unlinked(&self) -> io::Result<bool> {
         is_unlinked(&self.0)

@@ -229,6 +229,9 @@ impl DirHandle {
         std::fs::symlink_metadata(&self.0)
     }
 
+    /// Nothing: Windows has no age-based cleaner that honours locks.
+    pub(crate) fn keep_from_cleaners(&self) {}
+
     /// Whether the directory is gone from its path.
     pub(crate) fn is_unlinked(&self) -> io::Result<bool> {
         match std::fs::symlink_metadata(&self.0) {
