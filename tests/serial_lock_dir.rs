@@ -76,8 +76,16 @@ fn a_lock_file_removed_alone_is_opened_afresh() {
     let scratch = IsolatedDir::new().unwrap();
     let dir = scratch.path().join("locks");
     let group = unique("file-removed");
-    // The lock file stays open in this process for the next acquisition.
-    drop(take(&group, &dir).unwrap());
+    // Three holders at once: three descriptors of the lock file stay open in this process
+    // for the next acquisitions.
+    let shared = |_| {
+        SerialGuard::group(&group)
+            .shared()
+            .lock_dir(&dir)
+            .acquire()
+            .unwrap()
+    };
+    drop((0..3).map(shared).collect::<Vec<_>>());
     let lock_files: Vec<_> = fs::read_dir(dir.join("v1"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -250,6 +250,8 @@ impl LockFile {
         let file = self.file.as_ref().expect("open until dropped");
         let unlinked = sys::is_unlinked(file)?;
         if unlinked {
+            // Other copies kept for the name are as stale.
+            lock(&self.dir.pool).retain(|(n, _)| *n != self.name);
             self.name.clear();
         }
         Ok(unlinked)
