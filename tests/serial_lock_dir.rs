@@ -194,6 +194,49 @@ fn listing_holders_makes_nothing() {
     drop(guard);
 }
 
+/// A release leaves its record line as it was on Linux (one write less per acquisition):
+/// the listing must still show only who holds a group now.
+#[test]
+fn released_holds_are_not_listed() {
+    child_role();
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let group = unique("released");
+    let held_by = |pid: u32| {
+        let listed = isofix::serial::holders(Some(&dir)).unwrap();
+        listed
+            .iter()
+            .filter(|h| !h.is_waiting() && h.pid() == pid)
+            .count()
+    };
+    let me = std::process::id();
+    let guards: Vec<_> = (0..2)
+        .map(|_| {
+            SerialGuard::group(&group)
+                .shared()
+                .lock_dir(&dir)
+                .acquire()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(held_by(me), 2);
+    drop(guards);
+    assert_eq!(held_by(me), 0, "released holds are listed");
+    let mut holder = spawn(
+        "released_holds_are_not_listed",
+        &["hold", &group, "ex"],
+        &[("ISOFIX_LOCK_DIR", dir.to_str().unwrap())],
+    );
+    let pid: u32 = holder
+        .read_marked()
+        .strip_prefix("held ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!((held_by(pid), held_by(me)), (1, 0));
+    holder.finish().assert_success();
+}
+
 /// An age-based temp-file cleaner (systemd-tmpfiles, which cleans `/tmp` on many
 /// distributions) leaves a lock directory in use alone. The same old files in a directory
 /// nobody uses show that the cleaner would remove them.

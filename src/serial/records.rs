@@ -15,6 +15,8 @@
 //! the Unix time it started holding or waiting, its mode (`exclusive`, `shared`,
 //! `slot-<i>/<n>` of a group limited to `n`, `max-<n>` while waiting for one), the
 //! group's file stem, and the test's name, cut to fit; spaces pad the line to its `\n`.
+//! On Linux a release leaves its `H` line as it is, and readers drop the lines of holds
+//! that `/proc/locks` no longer shows (see [`drop_released`]).
 //!
 //! A process removes the files of dead processes when it creates its own, without waiting
 //! for anyone: a file is stale when it is lockable and not [empty and young](CREATING),
@@ -25,7 +27,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -177,17 +179,23 @@ impl Table {
                 }
             }
         };
-        let record = Record { table: self, at };
+        let record = Record {
+            table: self,
+            at,
+            held: AtomicBool::new(false),
+        };
         record.rewrite(line);
         record
     }
 }
 
-/// One line of this process's record file; marked free when dropped.
+/// One line of this process's record file; marked free when dropped, except on Linux
+/// after a hold (see [`drop_released`]).
 #[derive(Debug)]
 pub(crate) struct Record {
     table: Arc<Table>,
     at: u64,
+    held: AtomicBool,
 }
 
 impl Record {
@@ -195,6 +203,8 @@ impl Record {
     /// written (a full disk, a file size limit) leaves the record missing or stale, and
     /// never fails the lock.
     pub(crate) fn rewrite(&self, line: &[u8]) {
+        self.held
+            .store(line.first() == Some(&b'H'), Ordering::Relaxed);
         let _ = write_at(&self.table.file, line, self.at * LINE as u64);
     }
 
@@ -208,7 +218,9 @@ impl Drop for Record {
     fn drop(&mut self) {
         // Information only: a failed write leaves a stale line, which its file's lock
         // makes harmless once the process is gone.
-        let _ = write_at(&self.table.file, b"-", self.at * LINE as u64);
+        if !(RELEASE_UNWRITTEN && self.held.load(Ordering::Relaxed)) {
+            let _ = write_at(&self.table.file, b"-", self.at * LINE as u64);
+        }
         let mut lines = self
             .table
             .lines
@@ -477,8 +489,49 @@ pub(crate) fn read(dir: &DirHandle, shown: &Path, group: Option<&str>) -> io::Re
                 }),
         );
     }
+    drop_released(dir, &mut found);
     Ok(found)
 }
+
+/// Whether a release leaves its line as it was: on Linux it does, which saves a `pwrite`
+/// per acquisition, and readers tell a released hold from a live one by `/proc/locks`.
+const RELEASE_UNWRITTEN: bool = cfg!(target_os = "linux");
+
+/// Drops the held records whose process no longer holds the group's lock file, by
+/// `/proc/locks`. Where that cannot be read, or none of a group's holders' pids is seen
+/// there (a holder in another pid namespace, sharing `/tmp`), they are all kept.
+#[cfg(target_os = "linux")]
+fn drop_released(dir: &DirHandle, found: &mut Vec<Holder>) {
+    use std::collections::{HashMap, HashSet};
+    let Some(locks) = sys::flock_holders() else {
+        return;
+    };
+    let mut holders: HashMap<String, Option<Vec<u32>>> = HashMap::new();
+    for h in found.iter().filter(|h| h.state == State::Held) {
+        holders.entry(h.group.clone()).or_insert_with(|| {
+            let file = dir.open_existing(&format!("{}.lock", h.group)).ok()?;
+            let (dev, ino) = sys::file_identity(&file.metadata().ok()?);
+            let held = locks.iter().filter(|l| (l.1, l.2) == (dev, ino));
+            Some(held.map(|l| l.0).collect())
+        });
+    }
+    let seen = |h: &Holder| match &holders[&h.group] {
+        Some(pids) => pids.contains(&h.pid),
+        None => true,
+    };
+    let verified: HashSet<String> = found
+        .iter()
+        .filter(|h| h.state == State::Held && seen(h))
+        .map(|h| h.group.clone())
+        .collect();
+    found.retain(|h| {
+        let unheld = matches!(&holders.get(&h.group), Some(Some(pids)) if pids.is_empty());
+        h.state == State::Waiting || seen(h) || (!unheld && !verified.contains(&h.group))
+    });
+}
+
+#[cfg(not(target_os = "linux"))]
+fn drop_released(_dir: &DirHandle, _found: &mut [Holder]) {}
 
 #[cfg(test)]
 mod tests {
