@@ -1,12 +1,14 @@
-//! A lock directory removed or replaced while the process runs: the process notices, and
-//! fails its next request there instead of starting a second lock space beside the locks
-//! still held in the removed one.
+//! A lock directory removed (or removed and made again) while the process runs: the process
+//! notices, and fails its next request there instead of starting a second lock space beside
+//! the locks still held in the removed one. A lock file removed alone is opened afresh.
 
 mod serial_support;
 
 use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use isofix::{IsolatedDir, SerialGuard};
 use serial_support::{child_role, spawn, unique, SAFETY};
@@ -47,16 +49,64 @@ fn a_removed_lock_dir_fails_later_requests() {
 }
 
 #[test]
-fn a_replaced_lock_dir_fails_later_requests() {
+fn a_lock_dir_made_again_fails_later_requests() {
     let scratch = IsolatedDir::new().unwrap();
     let dir = scratch.path().join("locks");
     let group = unique("replaced-dir");
     drop(take(&group, &dir).unwrap());
-    fs::rename(&dir, scratch.path().join("old")).unwrap();
+    fs::remove_dir_all(&dir).unwrap();
     // A fresh, private directory with the same layout at the same path.
     drop(take(&group, &scratch.path().join("fresh")).unwrap());
     fs::rename(scratch.path().join("fresh"), &dir).unwrap();
-    assert_refused(take(&group, &dir).unwrap_err(), &dir, "replaced");
+    // "removed" through the handle this process keeps, "replaced" once it opens the path
+    // again (when other tests' lock directories pushed it out of its cache).
+    let err = take(&group, &dir).unwrap_err();
+    let how = match err.to_string().contains("replaced") {
+        true => "replaced by another directory",
+        false => "removed",
+    };
+    assert_refused(err, &dir, how);
+}
+
+/// A temp-file cleaner may delete a lock file that this process keeps open for its next
+/// acquisition. Locking that orphan would exclude nobody who opens the name afresh.
+#[test]
+fn a_lock_file_removed_alone_is_opened_afresh() {
+    child_role();
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let group = unique("file-removed");
+    // Three holders at once: three descriptors of the lock file stay open in this process
+    // for the next acquisitions.
+    let shared = |_| {
+        SerialGuard::group(&group)
+            .shared()
+            .lock_dir(&dir)
+            .acquire()
+            .unwrap()
+    };
+    drop((0..3).map(shared).collect::<Vec<_>>());
+    let lock_files: Vec<_> = fs::read_dir(dir.join("v1"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "lock"))
+        .collect();
+    assert_eq!(lock_files.len(), 1, "{lock_files:?}");
+    fs::remove_file(&lock_files[0]).unwrap();
+    let mut holder = spawn(
+        "a_lock_file_removed_alone_is_opened_afresh",
+        &["hold", &group, "ex"],
+        &[("ISOFIX_LOCK_DIR", dir.to_str().unwrap())],
+    );
+    assert!(holder.read_marked().starts_with("held"));
+    // Before, this took the group at once on the deleted file, beside the child.
+    let err = SerialGuard::group(&group)
+        .lock_dir(&dir)
+        .timeout(Duration::ZERO)
+        .acquire()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    holder.finish().assert_success();
 }
 
 #[test]
@@ -140,6 +190,105 @@ fn listing_holders_makes_nothing() {
             .iter()
             .any(|h| h.pid() == std::process::id() && !h.is_waiting()),
         "{listed:?}"
+    );
+    drop(guard);
+}
+
+/// A release leaves its record line as it was on Linux (one write less per acquisition):
+/// the listing must still show only who holds a group now.
+#[test]
+fn released_holds_are_not_listed() {
+    child_role();
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let group = unique("released");
+    let held_by = |pid: u32| {
+        let listed = isofix::serial::holders(Some(&dir)).unwrap();
+        listed
+            .iter()
+            .filter(|h| !h.is_waiting() && h.pid() == pid)
+            .count()
+    };
+    let me = std::process::id();
+    let guards: Vec<_> = (0..2)
+        .map(|_| {
+            SerialGuard::group(&group)
+                .shared()
+                .lock_dir(&dir)
+                .acquire()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(held_by(me), 2);
+    drop(guards);
+    assert_eq!(held_by(me), 0, "released holds are listed");
+    let mut holder = spawn(
+        "released_holds_are_not_listed",
+        &["hold", &group, "ex"],
+        &[("ISOFIX_LOCK_DIR", dir.to_str().unwrap())],
+    );
+    let pid: u32 = holder
+        .read_marked()
+        .strip_prefix("held ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!((held_by(pid), held_by(me)), (1, 0));
+    holder.finish().assert_success();
+}
+
+/// An age-based temp-file cleaner (systemd-tmpfiles, which cleans `/tmp` on many
+/// distributions) leaves a lock directory in use alone. The same old files in a directory
+/// nobody uses show that the cleaner would remove them.
+#[test]
+fn temp_file_cleaners_leave_a_lock_dir_in_use_alone() {
+    if Command::new("systemd-tmpfiles")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: no systemd-tmpfiles here to play the temp-file cleaner");
+        return;
+    }
+    let scratch = IsolatedDir::new().unwrap();
+    let (used, unused) = (scratch.path().join("used"), scratch.path().join("unused"));
+    let guard = take(&unique("cleaned"), &used).unwrap();
+    fs::create_dir_all(unused.join("v1")).unwrap();
+    fs::write(unused.join("v1").join("group.lock"), "").unwrap();
+    let weeks_ago = SystemTime::now() - Duration::from_secs(30 * 24 * 3600);
+    let mut files = Vec::new();
+    for dir in [&used, &unused] {
+        for entry in fs::read_dir(dir.join("v1")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "lock") {
+                fs::File::open(&path)
+                    .unwrap()
+                    .set_modified(weeks_ago)
+                    .unwrap();
+                files.push(path);
+            }
+        }
+    }
+    // Files older than a day by their modification time, in both directories.
+    let config = scratch.path().join("clean.conf");
+    let lines = format!(
+        "e {} - - - m:1d\ne {} - - - m:1d\n",
+        used.display(),
+        unused.display()
+    );
+    fs::write(&config, lines).unwrap();
+    let cleaned = Command::new("systemd-tmpfiles")
+        .arg("--clean")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(cleaned.status.success(), "{cleaned:?}");
+    let left: Vec<_> = files.iter().filter(|p| p.exists()).collect();
+    let expected: Vec<_> = files.iter().filter(|p| p.starts_with(&used)).collect();
+    assert!(!expected.is_empty());
+    assert_eq!(
+        left, expected,
+        "the cleaner removed lock files in use, or none at all"
     );
     drop(guard);
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::lock_dir::{default_base, LockDir, KEPT_FDS};
+use super::lock_dir::{LockDir, KEPT_FDS};
 use super::nesting::{self, Held};
 use super::protocol::{Attempt, Locks, Mode};
 use super::records::{self, Record, State};
@@ -288,7 +288,7 @@ impl SerialBuilder {
             other => other,
         };
         let configured = lock_dir.as_deref().or(settings.lock_dir.as_deref());
-        let dir = LockDir::get(configured, &default_base(), true)?;
+        let dir = LockDir::get(configured, None, true)?;
         let mut names = self.groups;
         names.sort_unstable();
         names.dedup();
@@ -440,7 +440,6 @@ impl Plan {
         let failed = |e| failed(e, &self.dir, name, self.mode);
         let test = self.test.as_deref();
         if let Some(locks) = attempt.step(&self.dir, stem).map_err(failed)? {
-            self.dir.still_there()?;
             let line = records::line(State::Held, &self.mode.record(locks.slot_index), stem, test);
             let own = Arc::new(self.dir.record(&line).map_err(failed)?);
             let (name, stem) = (name.to_owned(), stem.to_owned());
@@ -466,8 +465,12 @@ impl Plan {
 
 /// Turns a waiting request that got its locks into a held group.
 fn finish(req: &Request, locks: Locks, own: Arc<Record>) -> io::Result<Held> {
-    // Waiting took long enough for the directory to be removed; `locks` go on failure.
-    req.dir.still_there()?;
+    // The lock file was checked when locked (see `Attempt`). A limited group may have held
+    // it since before it waited for a slot, long enough for the directory to be removed;
+    // `locks` go on failure.
+    if let Mode::Limited(_) = req.mode {
+        req.dir.still_there()?;
+    }
     let line = records::line(
         State::Held,
         &req.mode.record(locks.slot_index),

@@ -8,15 +8,17 @@
 //!
 //! Handles are kept in a small cache ([`CACHE_MAX`] directories, 2 descriptors each: the
 //! handle and this process's record file); a directory in use by a held guard stays open
-//! until the guard drops. Each process remembers the identity of every lock directory it
-//! used: one that is removed or replaced while the process runs fails every later request
-//! in it, and every request that was waiting in it once it gets its locks, instead of
-//! silently starting a second lock space beside the locks still held in the removed one.
+//! until the guard drops. A request checks the lock file it locked (see
+//! [`LockFile::is_unlinked`]): one removed with the directory fails the request, one removed
+//! alone is opened afresh. Each process also remembers the identity of every lock directory
+//! it used, and refuses another directory at that path when it opens the path again:
+//! either way it never silently starts a second lock space beside the locks still held in
+//! the removed one.
 
 use std::fs::File;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::records::{self, Record, Table};
 use super::settings::DIR_VAR;
@@ -49,7 +51,7 @@ pub(crate) const KEPT_FDS: usize = CACHE_MAX * (2 + POOL_MAX);
 pub(crate) struct LockDir {
     /// The lock directory as configured, for messages and lookups.
     path: PathBuf,
-    /// `<path>/v1`, whose identity is checked before each use.
+    /// `<path>/v1`, the directory of the handle.
     versioned: PathBuf,
     handle: DirHandle,
     identity: (u64, u64),
@@ -73,40 +75,51 @@ static KNOWN: Mutex<Vec<(PathBuf, (u64, u64))>> = Mutex::new(Vec::new());
 /// `XDG_RUNTIME_DIR`: processes of one user whose environments differ (ssh without a
 /// session, cron, `sudo -u`, `docker exec`) would otherwise split every lock silently.
 #[cfg(unix)]
-pub(crate) fn default_base() -> PathBuf {
+fn default_base() -> PathBuf {
     PathBuf::from("/tmp")
 }
 
 /// The per-user temp directory (`%TEMP%`), the same for every process of the user.
 #[cfg(windows)]
-pub(crate) fn default_base() -> PathBuf {
+fn default_base() -> PathBuf {
     std::env::temp_dir()
+}
+
+/// `<base>/isofix-<uid>/locks`.
+fn default_in(base: &Path) -> PathBuf {
+    base.join(format!("isofix-{}", sys::user_tag()))
+        .join("locks")
+}
+
+/// The default lock directory, worked out once: it is on every acquisition's path.
+fn default_path() -> &'static Path {
+    static DEFAULT: OnceLock<PathBuf> = OnceLock::new();
+    DEFAULT.get_or_init(|| default_in(&default_base()))
 }
 
 impl LockDir {
     /// The lock directory `configured` (the builder's or `ISOFIX_LOCK_DIR`), else the
-    /// default one under `base`, opened or taken from the cache. For `locking`, it is
-    /// created if missing and remembered (see the module docs); else a missing one is
-    /// `NotFound` and nothing is made or remembered.
+    /// default one (under `base` if given, for tests), opened or taken from the cache. For
+    /// `locking`, it is created if missing and remembered (see the module docs); else a
+    /// missing one is `NotFound` and nothing is made or remembered.
     pub(crate) fn get(
         configured: Option<&Path>,
-        base: &Path,
+        base: Option<&Path>,
         locking: bool,
     ) -> io::Result<Arc<LockDir>> {
-        let default;
-        let path = match configured {
-            Some(path) => path,
-            None => {
-                default = base
-                    .join(format!("isofix-{}", sys::user_tag()))
-                    .join("locks");
-                &default
+        let in_base;
+        let path = match (configured, base) {
+            (Some(path), _) => path,
+            (None, Some(base)) => {
+                in_base = default_in(base);
+                &in_base
             }
+            (None, None) => default_path(),
         };
         let cached = lock(&CACHE).iter().find(|d| d.path == path).cloned();
         if let Some(dir) = cached {
-            // Checked once the request holds its locks (see `still_there`): one `lstat`
-            // per acquisition is enough.
+            // Checked once the request holds its lock (see `Attempt`): one `fstat` per
+            // acquisition.
             return Ok(dir);
         }
         let versioned = path.join(LAYOUT);
@@ -151,6 +164,7 @@ impl LockDir {
             // Not cached either: a later lock here must remember it as it is then.
             return Ok(dir);
         }
+        dir.handle.keep_from_cleaners();
         let mut cache = lock(&CACHE);
         if cache.len() >= CACHE_MAX {
             cache.remove(0);
@@ -159,14 +173,13 @@ impl LockDir {
         Ok(dir)
     }
 
-    /// Fails if the directory was removed or replaced since it was opened (`lstat(2)`).
-    /// Checked once a request holds its locks, and when it fails: a request that waited
-    /// while the directory was removed holds a lock that no longer excludes newcomers.
+    /// Fails if the directory was removed since it was opened (its handle's link count is
+    /// 0): a request that waited while it was removed holds a lock that no longer
+    /// excludes newcomers.
     pub(crate) fn still_there(&self) -> io::Result<()> {
-        match std::fs::symlink_metadata(&self.versioned) {
-            Ok(meta) if sys::file_identity(&meta) == self.identity => Ok(()),
-            Ok(_) => Err(removed(&self.path, "replaced by another directory")),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(removed(&self.path, "removed")),
+        match self.handle.is_unlinked() {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(removed(&self.path, "removed")),
             Err(e) => Err(wrap(
                 e,
                 format_args!("inspect lock directory {}", self.path.display()),
@@ -238,6 +251,19 @@ pub(crate) struct LockFile {
 }
 
 impl LockFile {
+    /// Whether the file was removed (its link count is 0), with the directory or alone.
+    /// Such a file is closed when dropped, never pooled.
+    pub(crate) fn is_unlinked(&mut self) -> io::Result<bool> {
+        let file = self.file.as_ref().expect("open until dropped");
+        let unlinked = sys::is_unlinked(file)?;
+        if unlinked {
+            // Other copies kept for the name are as stale.
+            lock(&self.dir.pool).retain(|(n, _)| *n != self.name);
+            self.name.clear();
+        }
+        Ok(unlinked)
+    }
+
     /// Locks the file in `mode`, blocking if `block`; whether it did (`flock(2)`).
     pub(crate) fn lock(&mut self, mode: LockMode, block: bool) -> io::Result<bool> {
         let file = self.file.as_ref().expect("open until dropped");
@@ -259,7 +285,7 @@ impl Drop for LockFile {
             return;
         }
         let mut pool = lock(&self.dir.pool);
-        if pool.len() < POOL_MAX {
+        if pool.len() < POOL_MAX && !self.name.is_empty() {
             pool.push((std::mem::take(&mut self.name), file));
         }
     }
@@ -367,7 +393,7 @@ mod tests {
         std::fs::create_dir(&root).unwrap();
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
         let squatted = std::os::unix::fs::chown(&root, Some(65534), None).is_ok();
-        let err = LockDir::get(None, &base, true).unwrap_err();
+        let err = LockDir::get(None, Some(&base), true).unwrap_err();
         std::fs::remove_dir_all(&base).unwrap();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
         let msg = err.to_string();

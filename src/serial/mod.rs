@@ -123,7 +123,7 @@ fn in_existing<T: Default>(
 ) -> io::Result<T> {
     let settings = settings::get()?;
     let configured = lock_dir.or(settings.lock_dir.as_deref());
-    match lock_dir::LockDir::get(configured, &lock_dir::default_base(), false) {
+    match lock_dir::LockDir::get(configured, None, false) {
         Ok(dir) => f(&dir),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(T::default()),
         Err(e) => Err(e),

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::lock_dir::{LockDir, LockFile};
+use crate::common::error::error;
 use crate::common::file_lock::LockMode;
 
 /// How a group is held.
@@ -141,13 +142,32 @@ impl Attempt {
             }
             self.gate = Some(gate);
         }
-        if self.main.is_none() {
+        // A lock file removed while this process had it open (with the lock directory, or
+        // alone by a temp-file cleaner) excludes nobody who opens the name afresh.
+        let mut tries = 0;
+        while self.main.is_none() {
             let mut main = open(dir, stem, "lock")?;
             if !main.lock(self.mode.main_lock(), block)? {
                 self.queued = true;
                 return Ok(None);
             }
-            self.main = Some(main);
+            if !main.is_unlinked()? {
+                self.main = Some(main);
+            } else {
+                dir.still_there()?;
+                tries += 1;
+                if tries == 3 {
+                    return Err(error(
+                        io::ErrorKind::Other,
+                        format_args!(
+                            "lock {stem}.lock in lock directory {}: removed each time this \
+                             process opened it",
+                            dir.path().display()
+                        ),
+                        "find what deletes files in the lock directory, and stop it",
+                    ));
+                }
+            }
         }
         let mut slot = None;
         if let Mode::Limited(n) = self.mode {

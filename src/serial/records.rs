@@ -15,6 +15,8 @@
 //! the Unix time it started holding or waiting, its mode (`exclusive`, `shared`,
 //! `slot-<i>/<n>` of a group limited to `n`, `max-<n>` while waiting for one), the
 //! group's file stem, and the test's name, cut to fit; spaces pad the line to its `\n`.
+//! On Linux a release leaves its `H` line as it is, and readers drop the lines of holds
+//! that `/proc/locks` no longer shows (see [`drop_released`]).
 //!
 //! A process removes the files of dead processes when it creates its own, without waiting
 //! for anyone: a file is stale when it is lockable and not [empty and young](CREATING),
@@ -25,7 +27,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -177,17 +179,23 @@ impl Table {
                 }
             }
         };
-        let record = Record { table: self, at };
+        let record = Record {
+            table: self,
+            at,
+            held: AtomicBool::new(false),
+        };
         record.rewrite(line);
         record
     }
 }
 
-/// One line of this process's record file; marked free when dropped.
+/// One line of this process's record file; marked free when dropped, except on Linux
+/// after a hold (see [`drop_released`]).
 #[derive(Debug)]
 pub(crate) struct Record {
     table: Arc<Table>,
     at: u64,
+    held: AtomicBool,
 }
 
 impl Record {
@@ -195,6 +203,8 @@ impl Record {
     /// written (a full disk, a file size limit) leaves the record missing or stale, and
     /// never fails the lock.
     pub(crate) fn rewrite(&self, line: &[u8]) {
+        self.held
+            .store(line.first() == Some(&b'H'), Ordering::Relaxed);
         let _ = write_at(&self.table.file, line, self.at * LINE as u64);
     }
 
@@ -208,7 +218,9 @@ impl Drop for Record {
     fn drop(&mut self) {
         // Information only: a failed write leaves a stale line, which its file's lock
         // makes harmless once the process is gone.
-        let _ = write_at(&self.table.file, b"-", self.at * LINE as u64);
+        if !(RELEASE_UNWRITTEN && self.held.load(Ordering::Relaxed)) {
+            let _ = write_at(&self.table.file, b"-", self.at * LINE as u64);
+        }
         let mut lines = self
             .table
             .lines
@@ -242,26 +254,44 @@ pub(crate) fn line(state: State, mode: &str, stem: &str, test: Option<&str>) -> 
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let state = match state {
-        State::Held => 'H',
-        State::Waiting => 'W',
+        State::Held => "H",
+        State::Waiting => "W",
     };
-    let mut text = format!(
-        "{state} pid={} since={}.{:09} mode={mode} group={stem} test=",
-        pid(),
-        since.as_secs(),
-        since.subsec_nanos()
-    );
+    // Put together by hand, not with `format!`: this is on every acquisition's path.
+    let mut bytes = Vec::with_capacity(LINE);
+    bytes.extend_from_slice(state.as_bytes());
+    bytes.extend_from_slice(b" pid=");
+    push_decimal(&mut bytes, pid().into(), 1);
+    bytes.extend_from_slice(b" since=");
+    push_decimal(&mut bytes, since.as_secs(), 1);
+    bytes.push(b'.');
+    push_decimal(&mut bytes, since.subsec_nanos().into(), 9);
+    for (key, value) in [(" mode=", mode), (" group=", stem), (" test=", "")] {
+        bytes.extend_from_slice(key.as_bytes());
+        bytes.extend_from_slice(value.as_bytes());
+    }
     let test = test.unwrap_or("-");
-    let mut cut = test.len().min((LINE - 1).saturating_sub(text.len()));
+    let mut cut = test.len().min((LINE - 1).saturating_sub(bytes.len()));
     while !test.is_char_boundary(cut) {
         cut -= 1;
     }
-    text.push_str(&test[..cut]);
-    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(&test.as_bytes()[..cut]);
     bytes.truncate(LINE - 1);
     bytes.resize(LINE - 1, b' ');
     bytes.push(b'\n');
     bytes
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits.
+fn push_decimal(out: &mut Vec<u8>, n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let (mut n, mut at) = (n, digits.len());
+    while n > 0 || digits.len() - at < width {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A holder of a serial group, or a request waiting for one, as its process recorded it
@@ -459,12 +489,62 @@ pub(crate) fn read(dir: &DirHandle, shown: &Path, group: Option<&str>) -> io::Re
                 }),
         );
     }
+    drop_released(dir, &mut found);
     Ok(found)
 }
+
+/// Whether a release leaves its line as it was: on Linux it does, which saves a `pwrite`
+/// per acquisition, and readers tell a released hold from a live one by `/proc/locks`.
+const RELEASE_UNWRITTEN: bool = cfg!(target_os = "linux");
+
+/// Drops the held records whose process no longer holds the group's lock file, by
+/// `/proc/locks`. Where that cannot be read, or none of a group's holders' pids is seen
+/// there (a holder in another pid namespace, sharing `/tmp`), they are all kept.
+#[cfg(target_os = "linux")]
+fn drop_released(dir: &DirHandle, found: &mut Vec<Holder>) {
+    use std::collections::{HashMap, HashSet};
+    let Some(locks) = sys::flock_holders() else {
+        return;
+    };
+    let mut holders: HashMap<String, Option<Vec<u32>>> = HashMap::new();
+    for h in found.iter().filter(|h| h.state == State::Held) {
+        holders.entry(h.group.clone()).or_insert_with(|| {
+            let file = dir.open_existing(&format!("{}.lock", h.group)).ok()?;
+            let (dev, ino) = sys::file_identity(&file.metadata().ok()?);
+            let held = locks.iter().filter(|l| (l.1, l.2) == (dev, ino));
+            Some(held.map(|l| l.0).collect())
+        });
+    }
+    let seen = |h: &Holder| match &holders[&h.group] {
+        Some(pids) => pids.contains(&h.pid),
+        None => true,
+    };
+    let verified: HashSet<String> = found
+        .iter()
+        .filter(|h| h.state == State::Held && seen(h))
+        .map(|h| h.group.clone())
+        .collect();
+    found.retain(|h| {
+        let unheld = matches!(&holders.get(&h.group), Some(Some(pids)) if pids.is_empty());
+        h.state == State::Waiting || seen(h) || (!unheld && !verified.contains(&h.group))
+    });
+}
+
+#[cfg(not(target_os = "linux"))]
+fn drop_released(_dir: &DirHandle, _found: &mut [Holder]) {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_match_what_format_prints() {
+        for (n, width) in [(0, 1), (7, 1), (5, 9), (123_456_789, 9), (u64::MAX, 1)] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n, width);
+            assert_eq!(out, format!("{n:0width$}").into_bytes());
+        }
+    }
 
     #[test]
     fn lines_round_trip_and_cut_long_names() {

@@ -144,6 +144,33 @@ pub(crate) fn file_identity(meta: &Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
 
+/// The `flock(2)` locks on the system, as `(pid, device, inode)` of each holder and file,
+/// from `/proc/locks`; `None` where it cannot be read. Pids are as this process sees them.
+#[cfg(target_os = "linux")]
+pub(crate) fn flock_holders() -> Option<Vec<(u32, u64, u64)>> {
+    let text = std::fs::read_to_string("/proc/locks").ok()?;
+    // `1: FLOCK  ADVISORY  WRITE 4242 fd:01:5678 0 EOF`, major and minor in hex.
+    let parse = |line: &str| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (kind, pid, file) = (*fields.get(1)?, *fields.get(4)?, *fields.get(5)?);
+        let mut parts = file.split(':');
+        let major = u64::from_str_radix(parts.next()?, 16).ok()?;
+        let minor = u64::from_str_radix(parts.next()?, 16).ok()?;
+        let inode = parts.next()?.parse().ok()?;
+        // The kernel's `dev_t` encoding, as `stat(2)` reports it.
+        let dev =
+            (major & 0xfff) << 8 | (major & !0xfff) << 32 | (minor & 0xff) | (minor & !0xff) << 12;
+        (kind == "FLOCK").then_some((pid.parse().ok()?, dev, inode))
+    };
+    Some(text.lines().filter_map(parse).collect())
+}
+
+/// Whether the open `file` no longer has a name (`fstat(2)` link count 0): it, or the
+/// directory it was in, was removed.
+pub(crate) fn is_unlinked(file: &File) -> io::Result<bool> {
+    Ok(file.metadata()?.nlink() == 0)
+}
+
 fn c_name(name: &OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
@@ -239,6 +266,19 @@ impl DirHandle {
     /// The directory's own metadata (`fstat(2)`).
     pub(crate) fn metadata(&self) -> io::Result<Metadata> {
         self.0.metadata()
+    }
+
+    /// Locks the directory shared (`flock(2)`, `LOCK_SH | LOCK_NB`) for as long as the
+    /// handle is open: age-based temp-file cleaners (systemd-tmpfiles) leave a locked
+    /// directory's contents alone. Best effort: a directory that cannot be locked is used
+    /// all the same.
+    pub(crate) fn keep_from_cleaners(&self) {
+        let _ = flock(&self.0, FlockOp::Shared, false);
+    }
+
+    /// Whether the directory was removed since it was opened (see [`is_unlinked`]).
+    pub(crate) fn is_unlinked(&self) -> io::Result<bool> {
+        is_unlinked(&self.0)
     }
 
     /// The names in the directory that are valid UTF-8, without `.` and `..`

@@ -165,6 +165,12 @@ pub(crate) fn file_identity(_meta: &Metadata) -> (u64, u64) {
     (0, 0)
 }
 
+/// Always `false`: std exposes no link count on Windows, so a removed lock file or
+/// directory is not noticed there.
+pub(crate) fn is_unlinked(_file: &File) -> io::Result<bool> {
+    Ok(false)
+}
+
 /// A directory, by path (see the note above this block).
 #[derive(Debug)]
 pub(crate) struct DirHandle(PathBuf);
@@ -221,6 +227,18 @@ impl DirHandle {
     /// The directory's metadata.
     pub(crate) fn metadata(&self) -> io::Result<Metadata> {
         std::fs::symlink_metadata(&self.0)
+    }
+
+    /// Nothing: Windows has no age-based cleaner that honours locks.
+    pub(crate) fn keep_from_cleaners(&self) {}
+
+    /// Whether the directory is gone from its path.
+    pub(crate) fn is_unlinked(&self) -> io::Result<bool> {
+        match std::fs::symlink_metadata(&self.0) {
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     /// The names in the directory that are valid UTF-8.
