@@ -265,13 +265,12 @@ impl EphemeralTcp {
     /// }
     /// ```
     pub fn into_tokio(self) -> io::Result<tokio::net::TcpListener> {
-        let what = || format!("turn TCP listener on {} into a tokio listener", self.addr);
-        super::tokio_runtime::require_runtime(what)?;
-        self.listener
-            .set_nonblocking(true)
-            .context(what, "tokio needs nonblocking sockets")?;
-        tokio::net::TcpListener::from_std(self.listener)
-            .context(what, "is the tokio runtime built with enable_io()?")
+        super::tokio_runtime::hand_over(
+            || format!("turn TCP listener on {} into a tokio listener", self.addr),
+            || Ok(self.listener),
+            |l| l.set_nonblocking(true),
+            tokio::net::TcpListener::from_std,
+        )
     }
 
     /// Binds `127.0.0.1:0` and returns the listener as a [`tokio::net::TcpListener`]: the

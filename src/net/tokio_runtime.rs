@@ -21,7 +21,6 @@ pub(crate) fn require_runtime<W: Display>(what: impl FnOnce() -> W) -> io::Resul
 /// Hands a std socket to tokio, failing with errors that name `what`: checks that a runtime
 /// is running, takes the socket from `socket` (the guard's own, or a clone of it), makes it
 /// nonblocking and registers it with `from_std`, the tokio type's constructor.
-#[cfg(unix)]
 pub(crate) fn hand_over<S, T, W: Display>(
     what: impl Fn() -> W,
     socket: impl FnOnce() -> io::Result<S>,

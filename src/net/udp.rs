@@ -219,13 +219,12 @@ impl EphemeralUdp {
     /// }
     /// ```
     pub fn into_tokio(self) -> io::Result<tokio::net::UdpSocket> {
-        let what = || format!("turn UDP socket on {} into a tokio socket", self.addr);
-        super::tokio_runtime::require_runtime(what)?;
-        self.socket
-            .set_nonblocking(true)
-            .context(what, "tokio needs nonblocking sockets")?;
-        tokio::net::UdpSocket::from_std(self.socket)
-            .context(what, "is the tokio runtime built with enable_io()?")
+        super::tokio_runtime::hand_over(
+            || format!("turn UDP socket on {} into a tokio socket", self.addr),
+            || Ok(self.socket),
+            |s| s.set_nonblocking(true),
+            tokio::net::UdpSocket::from_std,
+        )
     }
 
     /// Binds `127.0.0.1:0` and returns a [`tokio::net::UdpSocket`]: the async counterpart
