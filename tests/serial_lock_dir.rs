@@ -20,6 +20,18 @@ fn take(group: &str, dir: &Path) -> std::io::Result<SerialGuard> {
         .acquire()
 }
 
+/// A child process of `test` holding `group` exclusively in `dir`, and the pid it said.
+fn holder_in(test: &str, group: &str, dir: &Path) -> (serial_support::Child, u32) {
+    let env = [("ISOFIX_LOCK_DIR", dir.to_str().unwrap())];
+    let mut holder = spawn(test, &["hold", group, "ex"], &env);
+    let said = holder.read_marked();
+    let pid = said.strip_prefix("held ").and_then(|p| p.parse().ok());
+    (
+        holder,
+        pid.unwrap_or_else(|| panic!("the child said {said:?}")),
+    )
+}
+
 fn assert_refused(err: std::io::Error, dir: &Path, how: &str) {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let msg = err.to_string();
@@ -93,12 +105,7 @@ fn a_lock_file_removed_alone_is_opened_afresh() {
         .collect();
     assert_eq!(lock_files.len(), 1, "{lock_files:?}");
     fs::remove_file(&lock_files[0]).unwrap();
-    let mut holder = spawn(
-        "a_lock_file_removed_alone_is_opened_afresh",
-        &["hold", &group, "ex"],
-        &[("ISOFIX_LOCK_DIR", dir.to_str().unwrap())],
-    );
-    assert!(holder.read_marked().starts_with("held"));
+    let (holder, _) = holder_in("a_lock_file_removed_alone_is_opened_afresh", &group, &dir);
     // Before, this took the group at once on the deleted file, beside the child.
     let err = SerialGuard::group(&group)
         .lock_dir(&dir)
@@ -117,12 +124,7 @@ fn removal_between_two_processes_is_refused() {
     let group = unique("removed-procs");
     // This process uses the directory, then another holds the group in it.
     drop(take(&group, &dir).unwrap());
-    let mut holder = spawn(
-        "removal_between_two_processes_is_refused",
-        &["hold", &group, "ex"],
-        &[("ISOFIX_LOCK_DIR", dir.to_str().unwrap())],
-    );
-    assert!(holder.read_marked().starts_with("held"));
+    let (holder, _) = holder_in("removal_between_two_processes_is_refused", &group, &dir);
     let removed = std::process::Command::new("rm")
         .arg("-rf")
         .arg(&dir)
@@ -142,8 +144,7 @@ fn removal_under_a_waiter(test: &str, waiter: &[&str]) {
     let dir = scratch.path().join("locks");
     let env = [("ISOFIX_LOCK_DIR", dir.to_str().unwrap())];
     let group = unique("removed-under-waiter");
-    let mut first = spawn(test, &["hold", &group, "ex"], &env);
-    assert!(first.read_marked().starts_with("held"));
+    let (first, _) = holder_in(test, &group, &dir);
     let mut role = waiter.to_vec();
     role.insert(1, &group);
     let warn_at_once = [env[0], ("ISOFIX_WAIT_WARN_SECS", "0")];
@@ -151,8 +152,7 @@ fn removal_under_a_waiter(test: &str, waiter: &[&str]) {
     serial_support::until_waiting(&mut waiter);
     fs::remove_dir_all(&dir).unwrap();
     // A process that starts after the removal cannot know: it takes the group afresh.
-    let mut newcomer = spawn(test, &["hold", &group, "ex"], &env);
-    assert!(newcomer.read_marked().starts_with("held"));
+    let (newcomer, _) = holder_in(test, &group, &dir);
     first.finish().assert_success();
     let said = waiter.read_marked();
     assert!(
@@ -222,17 +222,7 @@ fn released_holds_are_not_listed() {
     assert_eq!(held_by(me), 2);
     drop(guards);
     assert_eq!(held_by(me), 0, "released holds are listed");
-    let mut holder = spawn(
-        "released_holds_are_not_listed",
-        &["hold", &group, "ex"],
-        &[("ISOFIX_LOCK_DIR", dir.to_str().unwrap())],
-    );
-    let pid: u32 = holder
-        .read_marked()
-        .strip_prefix("held ")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (holder, pid) = holder_in("released_holds_are_not_listed", &group, &dir);
     assert_eq!((held_by(pid), held_by(me)), (1, 0));
     holder.finish().assert_success();
 }
