@@ -107,6 +107,7 @@ pub(crate) mod listening;
 mod reserved;
 mod server;
 mod server_builder;
+mod server_conns;
 mod tcp;
 mod tcp_builder;
 #[cfg(feature = "tokio")]
