@@ -240,7 +240,11 @@ impl TestServer {
                 .0;
         }
         // Detached: each finishes on its own, and removes itself then.
-        drop(state.conns.give_up(self.deadline));
+        drop(
+            state
+                .conns
+                .give_up(self.deadline, "left to finish on its own"),
+        );
         let unjoined = state.unjoined.take();
         let report = state.conns.report(self.addr);
         drop(state);

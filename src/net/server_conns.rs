@@ -110,6 +110,12 @@ impl<H> Connections<H> {
         self.live.is_empty()
     }
 
+    /// The runners of the live handlers.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn runners(&self) -> impl Iterator<Item = &H> {
+        self.live.values().filter_map(|conn| conn.runner.as_ref())
+    }
+
     /// Shuts every live connection down (`shutdown(2)` both ways), so that the handlers'
     /// blocked reads return, and sets `SO_LINGER` 0 on it.
     pub(crate) fn shut_down_all(&self) {
@@ -119,9 +125,10 @@ impl<H> Connections<H> {
     }
 
     /// Gives up on every handler still running `waited` after its connection was shut
-    /// down: names each one (peer and age) in the report and hands back its runner, to be
-    /// detached or cancelled. The entries stay until the handlers end.
-    pub(crate) fn give_up(&mut self, waited: Duration) -> Vec<H> {
+    /// down: names each one (peer and age) in the report, saying what becomes of it
+    /// (`fate`), and hands back its runner, to be detached or cancelled. The entries stay
+    /// until the handlers end.
+    pub(crate) fn give_up(&mut self, waited: Duration, fate: &str) -> Vec<H> {
         let mut runners = Vec::new();
         for conn in self.live.values_mut() {
             let Some(runner) = conn.runner.take() else {
@@ -131,7 +138,7 @@ impl<H> Connections<H> {
             self.stuck = true;
             self.failures.push(format!(
                 "handler of the connection from {} still running {waited:?} after it was shut \
-                 down (open for {:?}); left to finish on its own",
+                 down (open for {:?}); {fate}",
                 conn.peer,
                 conn.since.elapsed()
             ));
