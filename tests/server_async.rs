@@ -75,6 +75,7 @@ on_both_flavors!(
     shutdown_ends_handlers_blocked_in_read,
     a_panicking_handler_is_reported_with_its_peer,
     a_failing_handler_is_reported_but_a_leaving_peer_is_not,
+    an_error_caused_by_the_shutdown_is_no_failure,
     a_handler_awaiting_forever_is_named_and_cancelled,
     dropping_the_server_stops_it_too,
     a_client_writing_while_the_server_shuts_down,
@@ -152,6 +153,27 @@ async fn a_failing_handler_is_reported_but_a_leaving_peer_is_not() {
     assert_eq!(msg.matches("handler of the connection").count(), 1, "{msg}");
 }
 
+/// A handler that turns the end of its connection into an error of its own, as protocol
+/// parsers do: when the shutdown ended the connection, that is no failure.
+async fn an_error_caused_by_the_shutdown_is_no_failure() {
+    let (started, mut running) = tokio_mpsc::unbounded_channel();
+    let mut server = AsyncTestServer::start(move |mut conn: TcpStream| {
+        let _ = started.send(());
+        async move {
+            let mut request = [0; 2];
+            match conn.read(&mut request).await? {
+                0 => Err(io::Error::new(ErrorKind::InvalidData, "no request")),
+                _ => Ok(()),
+            }
+        }
+    })
+    .unwrap();
+    let client = TcpStream::connect(server.addr()).await.unwrap();
+    running.recv().await.unwrap();
+    server.shutdown().await.unwrap();
+    reset(client);
+}
+
 /// A handler awaiting something that never completes, and not its connection: shutdown
 /// names it, returns, and cancels its task.
 async fn a_handler_awaiting_forever_is_named_and_cancelled() {
@@ -169,7 +191,7 @@ async fn a_handler_awaiting_forever_is_named_and_cancelled() {
         .unwrap();
     let client = TcpStream::connect(server.addr()).await.unwrap();
     let gone = running.recv().await.unwrap();
-    let err = server.shutdown().await.unwrap_err();
+    let err = hang_guard(server.shutdown()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TimedOut);
     let msg = err.to_string();
     assert!(
@@ -202,7 +224,7 @@ async fn a_handler_blocking_its_thread_is_named_and_shutdown_returns() {
         .unwrap();
     let client = TcpStream::connect(server.addr()).await.unwrap();
     running.recv().await.unwrap();
-    let stopped = server.shutdown().await;
+    let stopped = hang_guard(server.shutdown()).await;
     // Lets the handler return, so that the runtime can shut down even if an assertion fails.
     drop(release);
     let err = stopped.unwrap_err();
@@ -275,7 +297,8 @@ async fn hang_guard<F: std::future::Future>(future: F) -> F::Output {
 const CYCLES: &str = "cycles";
 
 /// 10,000 start/serve/stop cycles on each runtime flavor, in a process of their own, leave
-/// its descriptor and thread counts where they were (counted after the runtime started).
+/// its descriptor and thread counts where they were (counted after the runtime started),
+/// after each cycle.
 /// Every client resets its connection (`SO_LINGER` 0), so the loop leaves no `TIME_WAIT`
 /// behind for the tests running beside it.
 #[cfg(target_os = "linux")]
@@ -314,7 +337,9 @@ async fn cycles() {
             reset(client);
             server.shutdown().await.unwrap();
         }
+        // Checked every cycle: once `shutdown()` returns, the listener and every socket of
+        // the server are closed, not just closed later.
+        assert_eq!(procs::fds(), fds, "cycle {i}");
+        assert_eq!(procs::threads(), threads, "cycle {i}");
     }
-    assert_eq!(procs::fds(), fds);
-    assert_eq!(procs::threads(), threads);
 }
