@@ -293,9 +293,6 @@ async fn hang_guard<F: std::future::Future>(future: F) -> F::Output {
         .expect("waited a minute for what should have happened at once")
 }
 
-#[cfg(target_os = "linux")]
-const CYCLES: &str = "cycles";
-
 /// 10,000 start/serve/stop cycles on each runtime flavor, in a process of their own, leave
 /// its descriptor and thread counts where they were (counted after the runtime started),
 /// after each cycle.
@@ -304,7 +301,7 @@ const CYCLES: &str = "cycles";
 #[cfg(target_os = "linux")]
 #[test]
 fn ten_thousand_cycles_leak_nothing() {
-    if child::role().as_deref() == Some(CYCLES) {
+    child::in_own_process("ten_thousand_cycles_leak_nothing", || {
         let flavors = [
             tokio::runtime::Builder::new_current_thread(),
             tokio::runtime::Builder::new_multi_thread(),
@@ -313,13 +310,7 @@ fn ten_thousand_cycles_leak_nothing() {
             let runtime = flavor.worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(cycles());
         }
-        child::say("clean");
-        return;
-    }
-    let finished =
-        child::spawn("ten_thousand_cycles_leak_nothing", CYCLES, &[("", "")][..0]).finish();
-    finished.assert_success();
-    assert_eq!(finished.said().collect::<Vec<_>>(), ["clean"]);
+    });
 }
 
 #[cfg(target_os = "linux")]
