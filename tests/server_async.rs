@@ -226,6 +226,14 @@ async fn a_handler_blocking_its_thread_is_named_and_shutdown_returns() {
     servers::assert_names_stuck(&stopped.unwrap_err(), client.local_addr().unwrap());
 }
 
+#[test]
+fn starting_outside_a_runtime_is_a_clear_error() {
+    let err = AsyncTestServer::start(|_conn| async { Ok(()) }).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("no tokio runtime is running"), "{msg}");
+    assert!(msg.contains("#[tokio::test]"), "{msg}");
+}
+
 async fn dropping_the_server_stops_it_too() {
     let server = AsyncTestServer::start(echo).unwrap();
     let mut client = TcpStream::connect(server.addr()).await.unwrap();

@@ -35,6 +35,9 @@ pub(crate) type Handler = dyn Fn(TcpStream) -> io::Result<()> + Send + Sync + 's
 /// Dropping the server does the same and writes these errors to stderr (drops never
 /// panic); call `shutdown()` to fail the test on them.
 ///
+/// With the `tokio` feature, `AsyncTestServer` is the same server for async handlers,
+/// running them as tasks.
+///
 /// ```
 /// use std::io::{BufRead, BufReader, Write};
 /// use std::net::TcpStream;
