@@ -242,6 +242,40 @@ async fn dropping_the_server_stops_it_too() {
     hang_guard(assert_ended(&mut client)).await;
 }
 
+/// Dropping the server cannot wait for anything, but what it already knows — here a
+/// handler's panic — goes to stderr, as `TestServer`'s drop does.
+#[test]
+fn dropping_the_server_writes_the_failures_it_knows_to_stderr() {
+    const DROP: &str = "drop";
+    if child::role().as_deref() == Some(DROP) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let server =
+                AsyncTestServer::start(|_conn| async { panic!("a bug seen by the drop") }).unwrap();
+            let mut client = TcpStream::connect(server.addr()).await.unwrap();
+            // The server holds the connection open until the panic is recorded.
+            let _ = client.read_to_end(&mut Vec::new()).await;
+            drop(server);
+        });
+        return;
+    }
+    let finished = child::spawn(
+        "dropping_the_server_writes_the_failures_it_knows_to_stderr",
+        DROP,
+        &[("", "")][..0],
+    )
+    .finish();
+    finished.assert_success();
+    assert!(
+        finished.stderr.contains("panicked: a bug seen by the drop"),
+        "{}",
+        finished.stderr
+    );
+}
+
 /// The leak class of the issue: a client keeps writing while the server shuts down. The
 /// server must end cleanly every time, and the client must see an error (the connection
 /// shut down or reset) — never a hang, never a descriptor closed under a live writer.
