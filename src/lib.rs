@@ -17,6 +17,8 @@ pub mod stress;
 pub mod fixtures;
 
 pub use dir::IsolatedDir;
+#[cfg(feature = "tokio")]
+pub use net::AsyncTestServer;
 pub use net::{EphemeralTcp, EphemeralUdp, TestServer};
 #[cfg(unix)]
 pub use net::{EphemeralUnix, EphemeralUnixDatagram, ReservedPort};

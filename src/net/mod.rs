@@ -100,6 +100,8 @@ macro_rules! wrap_std_socket {
 }
 
 mod addr;
+#[cfg(feature = "tokio")]
+mod async_server;
 #[cfg(target_os = "linux")]
 pub(crate) mod holders;
 pub(crate) mod listening;
@@ -107,6 +109,7 @@ pub(crate) mod listening;
 mod reserved;
 mod server;
 mod server_builder;
+mod server_conns;
 mod tcp;
 mod tcp_builder;
 #[cfg(feature = "tokio")]
@@ -115,6 +118,8 @@ mod udp;
 #[cfg(unix)]
 mod unix;
 
+#[cfg(feature = "tokio")]
+pub use async_server::AsyncTestServer;
 #[cfg(feature = "tokio")]
 pub use listening::wait_listening_async;
 pub use listening::{read_port_file, wait_listening};

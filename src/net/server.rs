@@ -1,7 +1,5 @@
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::io::{self, ErrorKind, Write as _};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -9,8 +7,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::addr::{connectable, url};
+use super::server_conns::{self, Connections};
 use super::{EphemeralTcp, TestServerBuilder};
-use crate::common::error::{error, Context};
+use crate::common::error::Context;
 
 /// What a [`TestServer`] runs for each connection, on a thread of its own.
 pub(crate) type Handler = dyn Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static;
@@ -35,6 +34,9 @@ pub(crate) type Handler = dyn Fn(TcpStream) -> io::Result<()> + Send + Sync + 's
 ///
 /// Dropping the server does the same and writes these errors to stderr (drops never
 /// panic); call `shutdown()` to fail the test on them.
+///
+/// With the `tokio` feature, `AsyncTestServer` is the same server for async handlers,
+/// running them as tasks.
 ///
 /// ```
 /// use std::io::{BufRead, BufReader, Write};
@@ -72,20 +74,9 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    next_id: u64,
-    live: HashMap<u64, Conn>,
+    conns: Connections<JoinHandle<()>>,
     /// The thread of the handler that finished last, joined by the next one to finish.
     unjoined: Option<JoinHandle<()>>,
-    failures: Vec<String>,
-}
-
-/// A live connection.
-struct Conn {
-    peer: SocketAddr,
-    since: Instant,
-    /// A second handle on the handler's socket, to shut it down.
-    stream: TcpStream,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Shared {
@@ -203,7 +194,7 @@ impl TestServer {
     /// # }
     /// ```
     pub fn connections(&self) -> usize {
-        self.shared.state().live.len()
+        self.shared.state().conns.len()
     }
 
     /// Stops the server: stops accepting (the port is free when this returns), shuts down
@@ -238,14 +229,8 @@ impl TestServer {
 
         let deadline = Instant::now() + self.deadline;
         let mut state = self.shared.state();
-        for conn in state.live.values() {
-            // Reset on close (`SO_LINGER` 0), after the shutdown that wakes the handler: a
-            // peer still writing into a full window would otherwise wait minutes for the
-            // kernel to give up on the orphaned socket, and no `TIME_WAIT` is left.
-            let _ = socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
-            let _ = conn.stream.shutdown(Shutdown::Both);
-        }
-        while !state.live.is_empty() {
+        state.conns.shut_down_all();
+        while !state.conns.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -257,45 +242,19 @@ impl TestServer {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+        // Detached: each finishes on its own, and removes itself then.
+        drop(
+            state
+                .conns
+                .give_up(self.deadline, "left to finish on its own"),
+        );
         let unjoined = state.unjoined.take();
-        let mut problems = std::mem::take(&mut state.failures);
-        let stuck = !state.live.is_empty();
-        for conn in state.live.values_mut() {
-            // Detached: it finishes on its own, and removes itself then.
-            drop(conn.thread.take());
-            problems.push(format!(
-                "handler of the connection from {} still running {:?} after it was shut \
-                 down (open for {:?}); left to finish on its own",
-                conn.peer,
-                self.deadline,
-                conn.since.elapsed()
-            ));
-        }
+        let report = state.conns.report(self.addr);
         drop(state);
         if let Some(thread) = unjoined {
             let _ = thread.join();
         }
-        if problems.is_empty() {
-            return Ok(());
-        }
-        let mut list = String::new();
-        for problem in &problems {
-            let _ = write!(list, "\n  - {problem}");
-        }
-        Err(error(
-            if stuck {
-                ErrorKind::TimedOut
-            } else {
-                ErrorKind::Other
-            },
-            format_args!("shut down test server on {}: {list}", self.addr),
-            if stuck {
-                "a handler blocked outside its connection (a lock, a channel, a sleep) does \
-                 not return when the connection is shut down; give it a way out"
-            } else {
-                "the handler's panic or error above is the test's failure"
-            },
-        ))
+        report
     }
 }
 
@@ -313,77 +272,35 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, handler: &Arc<Handl
         }
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
-            // A connection that went away before it was accepted, or a signal.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConnectionAborted | ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                shared
-                    .state()
-                    .failures
-                    .push(format!("accept failed, stopped accepting: {e}"));
-                return;
-            }
+            Err(e) if shared.state().conns.accept_failed(&e) => continue,
+            Err(_) => return,
         };
         let second = match stream.try_clone() {
             Ok(second) => second,
             Err(e) => {
-                shared.state().failures.push(format!(
+                shared.state().conns.failed(format!(
                     "connection from {peer} dropped: cannot track it: {e}"
                 ));
                 continue;
             }
         };
-        // Held while the thread starts, so that the thread finds its entry when it ends.
-        let mut state = shared.state();
-        let id = state.next_id;
-        state.next_id += 1;
-        let for_thread = Arc::clone(shared);
         let handler = Arc::clone(handler);
-        let thread = std::thread::Builder::new()
-            .name(format!("isofix-conn-{}", peer.port()))
-            .spawn(move || handle(id, peer, stream, &for_thread, &*handler));
-        match thread {
-            Ok(thread) => {
-                state.live.insert(
-                    id,
-                    Conn {
-                        peer,
-                        since: Instant::now(),
-                        stream: second,
-                        thread: Some(thread),
-                    },
-                );
-            }
-            Err(e) => state.failures.push(format!(
-                "connection from {peer} dropped: no thread for it: {e}"
-            )),
-        }
+        // Held while the thread starts, so that the thread finds its entry when it ends.
+        shared.state().conns.add(peer, second, |id| {
+            let shared = Arc::clone(shared);
+            std::thread::Builder::new()
+                .name(format!("isofix-conn-{}", peer.port()))
+                .spawn(move || handle(id, peer, stream, &shared, &*handler))
+        });
     }
 }
 
 /// Runs the handler for one connection, then records how it ended.
 fn handle(id: u64, peer: SocketAddr, stream: TcpStream, shared: &Shared, handler: &Handler) {
-    let result = catch_unwind(AssertUnwindSafe(|| handler(stream)));
-    let failure = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) if shared.stopping.load(Ordering::SeqCst) || peer_left(&e) => None,
-        Ok(Err(e)) => Some(format!("handler of the connection from {peer} failed: {e}")),
-        Err(panic) => Some(format!(
-            "handler of the connection from {peer} panicked: {}",
-            panic_message(&*panic)
-        )),
-    };
+    let ended = catch_unwind(AssertUnwindSafe(|| handler(stream)));
+    let failure = server_conns::failure(peer, ended, shared.stopping.load(Ordering::SeqCst));
     let mut state = shared.state();
-    if let Some(failure) = failure {
-        state.failures.push(failure);
-    }
-    let previous = match state.live.remove(&id).and_then(|conn| conn.thread) {
+    let previous = match state.conns.finished(id, failure) {
         Some(me) => state.unjoined.replace(me),
         None => None, // detached by a shutdown that gave up on it
     };
@@ -391,28 +308,6 @@ fn handle(id: u64, peer: SocketAddr, stream: TcpStream, shared: &Shared, handler
     shared.finished.notify_all();
     if let Some(previous) = previous {
         let _ = previous.join();
-    }
-}
-
-/// Whether `e` means the client went away, which is no failure of the server's.
-fn peer_left(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::ConnectionReset
-            | ErrorKind::ConnectionAborted
-            | ErrorKind::BrokenPipe
-            | ErrorKind::UnexpectedEof
-    )
-}
-
-/// The message of a panic payload (`&str` or `String`), or a placeholder.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "(a panic payload that is not a string)".to_owned()
     }
 }
 

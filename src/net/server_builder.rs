@@ -87,10 +87,41 @@ impl TestServerBuilder {
     where
         F: Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static,
     {
-        let listener = match self.listener {
-            Some(listener) => listener,
-            None => EphemeralTcp::bind()?,
-        };
-        TestServer::serve(listener, self.deadline, Arc::new(handler))
+        let deadline = self.deadline;
+        TestServer::serve(self.bind()?, deadline, Arc::new(handler))
+    }
+
+    /// The listener given, or a fresh one.
+    fn bind(self) -> io::Result<EphemeralTcp> {
+        match self.listener {
+            Some(listener) => Ok(listener),
+            None => EphemeralTcp::bind(),
+        }
+    }
+
+    /// Starts an [`AsyncTestServer`](crate::AsyncTestServer) (feature `tokio`), running
+    /// `handler` as a task of the current runtime for each connection. Fails with a clear
+    /// error outside a tokio runtime.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> std::io::Result<()> {
+    ///     let mut server = isofix::TestServer::builder()
+    ///         .deadline(Duration::from_secs(1))
+    ///         .start_async(|_conn| async { Ok(()) })?;
+    ///     server.shutdown().await
+    /// }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn start_async<F, Fut>(self, handler: F) -> io::Result<crate::AsyncTestServer>
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
+    {
+        let deadline = self.deadline;
+        let handler = crate::AsyncTestServer::boxed(handler);
+        crate::AsyncTestServer::serve(self.bind()?, deadline, handler)
     }
 }

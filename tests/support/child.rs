@@ -58,6 +58,21 @@ pub fn spawn<K: AsRef<OsStr>, V: AsRef<OsStr>>(test: &str, role: &str, envs: &[(
     Child::spawn(&mut command)
 }
 
+/// Runs `body` in a child process of its own — this binary re-run with only `test`, the
+/// test calling this — where the tests running beside it cannot change what it counts
+/// (descriptors, threads), and asserts that it finished. The parent only waits.
+pub fn in_own_process(test: &str, body: impl FnOnce()) {
+    const ALONE: &str = "alone";
+    if role().as_deref() == Some(ALONE) {
+        body();
+        say("finished");
+        return;
+    }
+    let finished = spawn(test, ALONE, &[("", "")][..0]).finish();
+    finished.assert_success();
+    assert_eq!(finished.said().collect::<Vec<_>>(), ["finished"]);
+}
+
 /// A running child.
 pub struct Child {
     child: std::process::Child,
