@@ -40,8 +40,20 @@ const TAIL_LINES: usize = 20;
 ///
 /// A server that daemonizes (forks, starts a new session, and lets its first process exit)
 /// leaves the group and escapes the guard: run servers in the foreground
-/// (`redis-server --daemonize no`, `postgres` rather than `pg_ctl start`). A test process
-/// killed with `SIGKILL` cannot stop its children.
+/// (`redis-server --daemonize no`, `postgres` rather than `pg_ctl start`).
+///
+/// # When the test process itself is killed
+///
+/// A test process killed with `SIGKILL` (a timeout of the test runner, the OOM killer)
+/// runs no drop. On Linux the child is started with `PR_SET_PDEATHSIG` set to `SIGKILL`,
+/// so the kernel kills it when the test process dies, whatever the cause. Only the child
+/// itself is signalled: processes it started (its group) are not, and are orphaned; a
+/// server that forks workers should kill them when it dies. Since the kernel sends that
+/// signal when the *thread* that started the child exits, children are started on one
+/// thread of isofix's own (`isofix-spawner`, started with the first child, one per
+/// process) that lives as long as the process. The setting survives `exec`, except of
+/// set-user-ID, set-group-ID or file-capability programs. Other systems have no such
+/// setting: there, a killed test process leaves its children running.
 ///
 /// Unix only.
 ///

@@ -3,6 +3,7 @@
 mod builder;
 mod guard;
 mod output;
+mod spawner;
 
 pub use builder::ChildGuardBuilder;
 pub use guard::ChildGuard;

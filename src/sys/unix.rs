@@ -383,6 +383,61 @@ fn place_listen_fd(fd: std::os::fd::RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// `prctl(2)` `PR_SET_PDEATHSIG`: the kernel sends `signal` to this process when the
+/// thread that forked it exits. Async-signal-safe (for `pre_exec`).
+#[cfg(target_os = "linux")]
+fn set_parent_death_signal(signal: i32) -> io::Result<()> {
+    let signal = libc::c_ulong::try_from(signal)
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: PR_SET_PDEATHSIG only reads its integer argument and changes a setting of
+    // the calling process; it touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `getppid(2)`: the pid of this process's parent. Async-signal-safe.
+#[cfg(target_os = "linux")]
+fn parent_pid() -> libc::pid_t {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// `_exit(2)`: ends this process at once, without running atexit handlers or destructors
+/// (a forked child must not run the parent's). Async-signal-safe.
+#[cfg(target_os = "linux")]
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit ends the process; it reads only its integer argument.
+    unsafe { libc::_exit(code) }
+}
+
+/// Makes `command`'s child get `SIGKILL` when the thread that starts it exits (Linux): the
+/// hook that runs in the child between `fork` and `exec` sets `PR_SET_PDEATHSIG`, then
+/// exits at once if this process died already, after the `fork` and before the `prctl`
+/// (the child was reparented, so `getppid` no longer names us). The setting survives
+/// `exec`, except of set-user-ID, set-group-ID or file-capability programs.
+#[cfg(target_os = "linux")]
+pub(crate) fn kill_with_parent(command: &mut std::process::Command) -> io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let parent = libc::pid_t::try_from(std::process::id())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "process id too large"))?;
+    // SAFETY: the closure runs in the forked child, where only async-signal-safe calls are
+    // allowed: prctl, getppid and _exit on integers captured by value; it allocates
+    // nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            set_parent_death_signal(libc::SIGKILL)?;
+            if parent_pid() != parent {
+                exit_now(1);
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
 /// The processes in `/proc` (Linux): each pid with its `/proc/<pid>` directory. Empty if
 /// `/proc` cannot be read.
 #[cfg(target_os = "linux")]
