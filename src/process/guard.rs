@@ -33,7 +33,10 @@ const TAIL_LINES: usize = 20;
 /// - Dropping the guard (or [`stop`](Self::stop)) sends `SIGTERM` to the whole group,
 ///   waits up to a grace period (3 s; [`ChildGuardBuilder::grace`]) for the child to end,
 ///   then sends `SIGKILL` to the group — so whatever the child started in the foreground
-///   goes too — and reaps the child. Nothing is left running and no zombie stays.
+///   goes too — waits (at most 5 s) until no process of the group is alive, and reaps the
+///   child. Nothing is left running and no zombie of ours stays. The wait reads `/proc`
+///   on Linux, where zombies of the group count as dead; elsewhere it asks
+///   `kill(-pgid, 0)`, where they count until their new parent reaps them.
 /// - A guard dropped while its thread panics (a failing test) prints the last lines of the
 ///   child's output to stderr, and `ISOFIX_KEEP=failed` keeps the output files (see
 ///   [`IsolatedDir`]).
@@ -396,8 +399,13 @@ impl ChildGuard {
         // Whatever else runs in the group goes now. The child itself is not reaped yet, so
         // the group id cannot have been reused by an unrelated process.
         sys::signal_group(pid, sys::SIGKILL).context(what, "")?;
-        wait_group_dead(pid);
+        // `/proc` tells zombies apart, so the child stays unreaped while the group is
+        // watched; `kill(-pgid, 0)` counts the zombie child, so it is reaped first.
+        #[cfg(target_os = "linux")]
+        wait_group_dead(pid, sys::group_alive);
         let status = self.child.wait().context(what, "")?;
+        #[cfg(not(target_os = "linux"))]
+        wait_group_dead(pid, sys::group_exists);
         self.status = Some(status);
         Ok(status)
     }
@@ -440,32 +448,28 @@ fn holders(port: u16) -> Option<String> {
 }
 
 /// How long a drop waits for the rest of a killed group to die.
-#[cfg(target_os = "linux")]
 const GROUP_DEATH_LIMIT: Duration = Duration::from_secs(5);
 
-/// Waits until no process of the group `pgid`, which has been sent `SIGKILL`, is alive
-/// (Linux). `SIGKILL` is delivered asynchronously, and the others are not our children, so
-/// they cannot be waited for: `/proc` is read again after pauses growing from 1 ms to
-/// 50 ms, for at most [`GROUP_DEATH_LIMIT`]. Zombies count as dead: they hold no port,
-/// file or CPU, and their new parent reaps them.
-fn wait_group_dead(pgid: u32) {
-    #[cfg(target_os = "linux")]
-    {
-        let _ = poll(
-            GROUP_DEATH_LIMIT,
-            || Ok(()),
-            |_| {
-                if sys::group_alive(pgid) {
-                    Err(io::Error::new(ErrorKind::WouldBlock, "still alive"))
-                } else {
-                    Ok(Ok(()))
-                }
-            },
-            |e| e,
-        );
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = pgid;
+/// Waits until no process of the group `pgid`, which has been sent `SIGKILL`, is `alive`,
+/// for at most [`GROUP_DEATH_LIMIT`]. `SIGKILL` is delivered asynchronously, and the
+/// others are not our children, so they cannot be waited for: `alive` is asked again after
+/// pauses growing from 1 ms to 50 ms. On Linux, `alive` reads `/proc`, where zombies count
+/// as dead: they hold no port, file or CPU, and in a container whose pid 1 does not reap
+/// they would stay forever. Elsewhere it is `kill(-pgid, 0)`, where zombies count until
+/// their new parent reaps them.
+fn wait_group_dead(pgid: u32, alive: fn(u32) -> bool) {
+    let _ = poll(
+        GROUP_DEATH_LIMIT,
+        || Ok(()),
+        |_| {
+            if alive(pgid) {
+                Err(io::Error::new(ErrorKind::WouldBlock, "still alive"))
+            } else {
+                Ok(Ok(()))
+            }
+        },
+        |e| e,
+    );
 }
 
 /// "exit status: 3" or "signal 9 (SIGKILL)", as std's `ExitStatus` prints them.

@@ -472,6 +472,20 @@ pub(crate) fn group_alive(pgid: u32) -> bool {
     })
 }
 
+/// Whether any process — zombies included — is in the process group `pgid`, from
+/// `kill(2)` with signal 0 to `-pgid`: `ESRCH` means none. A group whose processes this
+/// user may not signal (`EPERM`) exists. Used where there is no `/proc` ([`group_alive`]).
+#[cfg(any(test, not(target_os = "linux")))]
+pub(crate) fn group_exists(pgid: u32) -> bool {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return false;
+    };
+    // SAFETY: kill only reads its two integer arguments; signal 0 sends nothing.
+    unsafe {
+        libc::kill(-pgid, 0) == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+}
+
 // ---- Isolated directories (`src/dir/`) ----
 
 /// Registers `handler` to run when the process exits normally (`atexit(3)`: on return from
@@ -482,4 +496,29 @@ pub(crate) fn at_exit(handler: extern "C" fn()) -> bool {
     // program and takes nothing; the handler itself must not unwind, which its callers
     // ensure.
     unsafe { libc::atexit(handler) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    #[test]
+    fn a_group_exists_until_its_last_process_is_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("600")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id();
+        assert!(group_exists(pgid));
+        signal_group(pgid, SIGKILL).unwrap();
+        assert!(peek_exit(pgid, true).unwrap().is_some());
+        // A zombie is still in its group (where `/proc` says it is not alive).
+        assert!(group_exists(pgid));
+        #[cfg(target_os = "linux")]
+        assert!(!group_alive(pgid));
+        child.wait().unwrap();
+        assert!(!group_exists(pgid));
+    }
 }
