@@ -339,3 +339,53 @@ fn a_child_outlives_the_thread_that_started_it() {
     let status = guard.stop().unwrap();
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
 }
+
+const FOREIGN: &str = "foreign";
+
+/// A port answered by a process outside the child's group (here a helper process, this
+/// binary) does not count as the child listening: the wait fails at once, naming it.
+#[test]
+fn a_port_answered_by_someone_else_fails_the_wait_naming_them() {
+    if child::role().as_deref() == Some(FOREIGN) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        child::say(&format!("{} {addr}", std::process::id()));
+        child::wait_for_stdin_to_close();
+        return;
+    }
+    let test = "a_port_answered_by_someone_else_fails_the_wait_naming_them";
+    let mut foreign = child::spawn(test, FOREIGN, &[("", "")][..0]);
+    let said = foreign.read_marked();
+    let (pid, addr) = said.split_once(' ').unwrap();
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let mut guard = ChildGuard::spawn(Command::new("sleep").arg("600")).unwrap();
+    let err = guard.wait_listening(addr, FOREVER).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("pid {pid} (")), "{msg}");
+    assert!(msg.contains(&format!("port {}", addr.port())), "{msg}");
+    assert!(msg.contains("ReservedPort"), "{msg}");
+    drop(guard);
+    foreign.finish().assert_success();
+}
+
+const SERVES: &str = "serves";
+
+/// The child's own listener counts, also when the test process holds a socket on the
+/// same port (the `ReservedPort`'s).
+#[test]
+fn a_child_listening_itself_ends_the_wait() {
+    if child::role().as_deref() == Some(SERVES) {
+        let addr = std::env::var("ISOFIX_TEST_ADDR").unwrap();
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+        return;
+    }
+    let port = ReservedPort::tcp().unwrap();
+    let mut command = child::command("a_child_listening_itself_ends_the_wait", SERVES);
+    command.env("ISOFIX_TEST_ADDR", port.addr().to_string());
+    let mut guard = ChildGuard::spawn(&mut command).unwrap();
+    guard.wait_listening(port.addr(), FOREVER).unwrap();
+}

@@ -244,6 +244,15 @@ impl ChildGuard {
     /// passes, like [`net::wait_listening`](crate::net::wait_listening). If the child ends
     /// first, fails at once with its exit status and the tail of its output.
     ///
+    /// On Linux, a connection accepted by someone else does not count: once one is
+    /// accepted, the listening sockets where it may have landed are looked up in `/proc`,
+    /// and if all of them belong to processes outside the child's process group, the wait
+    /// fails at once ([`ErrorKind::AddrInUse`]) naming those processes and the port. A
+    /// listener whose holder cannot be read (another user's process) is given the benefit
+    /// of the doubt; a server whose port is answered by a process outside its group (a
+    /// container runtime's proxy) must be waited for with
+    /// [`net::wait_listening`](crate::net::wait_listening). Elsewhere, any listener counts.
+    ///
     /// ```
     /// use std::process::Command;
     /// use std::time::Duration;
@@ -265,7 +274,32 @@ impl ChildGuard {
             |left| probe(addr, left).map(Ok),
             |last| timed_out(addr, timeout, &last),
         )
-        .map_err(|e| self.with_output(e))
+        .map_err(|e| self.with_output(e))?;
+        self.check_listener_is_ours(addr)
+    }
+
+    /// Fails if what accepted a connection on `addr` is not the child's (Linux): when the
+    /// sockets listening there are all held by processes outside the child's group.
+    fn check_listener_is_ours(&self, addr: SocketAddr) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            if let Some(holders) = crate::net::holders::foreign_listeners(addr, self.id()) {
+                return Err(error(
+                    ErrorKind::AddrInUse,
+                    format_args!(
+                        "wait for child {self} to listen on {addr}: port {} is answered by \
+                         {holders}, not by the child's process group",
+                        addr.port()
+                    ),
+                    "the port was taken by someone else: give the child a port of its own \
+                     (ReservedPort) or hand it a listener (ChildGuard::builder().listener), \
+                     and stop any holder left over from an earlier run",
+                ));
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = addr;
+        Ok(())
     }
 
     /// The async form of [`wait_listening`](Self::wait_listening) (feature `tokio`).
@@ -294,7 +328,8 @@ impl ChildGuard {
             self.check_running(&waiting_for, Some(addr.port()))
         })
         .await
-        .map_err(|e| self.with_output(e))
+        .map_err(|e| self.with_output(e))?;
+        self.check_listener_is_ours(addr)
     }
 
     /// Waits until the child writes its address to `path`, like

@@ -452,23 +452,26 @@ pub(crate) fn proc_pids() -> impl Iterator<Item = (u32, PathBuf)> {
         })
 }
 
+/// The state letter and process group of the process whose `/proc/<pid>` directory is
+/// `dir`, from its `stat` file (Linux); `None` if it is gone or unreadable.
+#[cfg(target_os = "linux")]
+pub(crate) fn proc_state_and_group(dir: &Path) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+    let rest = stat.rfind(')').and_then(|i| stat.get(i + 2..))?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse::<u32>().ok()?;
+    Some((state, pgrp))
+}
+
 /// Whether any process of the process group `pgid` is still alive — neither gone nor a
 /// zombie — read from `/proc/<pid>/stat` of every process (Linux). Processes that vanish
 /// while being read count as gone; an unreadable `/proc` counts as none alive.
 #[cfg(target_os = "linux")]
 pub(crate) fn group_alive(pgid: u32) -> bool {
     proc_pids().any(|(_, dir)| {
-        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
-            return false;
-        };
-        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
-        let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
-            return false;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
-        pgrp == Some(pgid) && !matches!(state, Some("Z" | "X"))
+        matches!(proc_state_and_group(&dir), Some((state, pgrp)) if pgrp == pgid && !matches!(state, 'Z' | 'X'))
     })
 }
 
