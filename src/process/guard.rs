@@ -45,6 +45,17 @@ const TAIL_LINES: usize = 20;
 /// leaves the group and escapes the guard: run servers in the foreground
 /// (`redis-server --daemonize no`, `postgres` rather than `pg_ctl start`).
 ///
+/// # Under tokio
+///
+/// With the `tokio` feature, [`wait_listening_async`](Self::wait_listening_async),
+/// [`wait_async`](Self::wait_async) and [`stop_async`](Self::stop_async) wait without
+/// blocking a runtime thread and without helper threads, so a dropped future leaves
+/// nothing behind. A `tokio::process::Command` is started through its std form:
+/// `ChildGuard::spawn(command.as_std_mut())`. Dropping the guard stays synchronous: inside
+/// a runtime it blocks that thread for at most the grace period, plus at most 5 s for the
+/// rest of a killed group to die (usually a few milliseconds); call `stop_async` to avoid
+/// even that.
+///
 /// # When the test process itself is killed
 ///
 /// A test process killed with `SIGKILL` (a timeout of the test runner, the OOM killer)
@@ -419,6 +430,92 @@ impl ChildGuard {
         self.terminate()
     }
 
+    /// The async form of [`wait`](Self::wait) (feature `tokio`): waits for the child to end
+    /// on its own without blocking a runtime thread — on Linux the runtime waits on a
+    /// pidfd; elsewhere the child is checked after pauses growing from 1 ms to 50 ms — then
+    /// kills the rest of its group, waits for it the same way, and reaps the child. No
+    /// thread is used: a dropped future leaves nothing waiting, and the guard stays
+    /// usable. Needs a runtime with I/O and time enabled, as `#[tokio::test]` has.
+    ///
+    /// To start a `tokio::process::Command`, hand over its std form:
+    /// `ChildGuard::spawn(command.as_std_mut())`.
+    ///
+    /// ```
+    /// use std::process::Command;
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> std::io::Result<()> {
+    ///     let mut child = isofix::ChildGuard::spawn(Command::new("sh").args(["-c", "exit 4"]))?;
+    ///     assert_eq!(child.wait_async().await?.code(), Some(4));
+    ///     Ok(())
+    /// }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn wait_async(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let name = self.to_string();
+        super::async_wait::exited(self.id())
+            .await
+            .context(|| format!("wait for child {name}"), "")?;
+        self.kill_group_async().await
+    }
+
+    /// The async form of [`stop`](Self::stop) (feature `tokio`): `SIGTERM` to the group,
+    /// up to the grace period for the child to end, `SIGKILL` to the group, and the reap,
+    /// all without blocking a runtime thread (see [`wait_async`](Self::wait_async)). A
+    /// future dropped before it completes drops the guard, which stops the child the
+    /// synchronous way.
+    ///
+    /// ```
+    /// use std::os::unix::process::ExitStatusExt;
+    /// use std::process::Command;
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> std::io::Result<()> {
+    ///     let child = isofix::ChildGuard::spawn(Command::new("sleep").arg("600"))?;
+    ///     assert_eq!(child.stop_async().await?.signal(), Some(15)); // SIGTERM
+    ///     Ok(())
+    /// }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn stop_async(mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let pid = self.id();
+        let name = self.to_string();
+        let what = || format!("stop child {name}");
+        if sys::peek_exit(pid, false).context(what, "")?.is_none() {
+            sys::signal_group(pid, sys::SIGTERM).context(what, "")?;
+            // Ended or not, the group gets SIGKILL next.
+            let _ = tokio::time::timeout(self.grace, super::async_wait::exited(pid)).await;
+        }
+        self.kill_group_async().await
+    }
+
+    /// The end of [`stop_async`](Self::stop_async) and [`wait_async`](Self::wait_async):
+    /// `SIGKILL` to the group, the wait for the child and the rest of the group, the reap
+    /// (as in [`terminate`](Self::terminate)).
+    #[cfg(feature = "tokio")]
+    async fn kill_group_async(&mut self) -> io::Result<ExitStatus> {
+        use super::async_wait::{exited, group_dead};
+        let pid = self.id();
+        let name = self.to_string();
+        let what = || format!("stop child {name}");
+        sys::signal_group(pid, sys::SIGKILL).context(what, "")?;
+        exited(pid).await.context(what, "")?;
+        #[cfg(target_os = "linux")]
+        group_dead(pid, sys::group_alive).await;
+        // The child has ended: this reaps it at once.
+        let status = self.child.wait().context(what, "")?;
+        #[cfg(not(target_os = "linux"))]
+        group_dead(pid, sys::group_exists).await;
+        self.status = Some(status);
+        Ok(status)
+    }
+
     fn terminate(&mut self) -> io::Result<ExitStatus> {
         if let Some(status) = self.status {
             return Ok(status);
@@ -483,7 +580,7 @@ fn holders(port: u16) -> Option<String> {
 }
 
 /// How long a drop waits for the rest of a killed group to die.
-const GROUP_DEATH_LIMIT: Duration = Duration::from_secs(5);
+pub(super) const GROUP_DEATH_LIMIT: Duration = Duration::from_secs(5);
 
 /// Waits until no process of the group `pgid`, which has been sent `SIGKILL`, is `alive`,
 /// for at most [`GROUP_DEATH_LIMIT`]. `SIGKILL` is delivered asynchronously, and the

@@ -1,5 +1,7 @@
 //! Child processes that never outlive their test: [`ChildGuard`].
 
+#[cfg(feature = "tokio")]
+mod async_wait;
 mod builder;
 mod guard;
 mod output;

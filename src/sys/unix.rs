@@ -438,6 +438,23 @@ pub(crate) fn kill_with_parent(command: &mut std::process::Command) -> io::Resul
     Ok(())
 }
 
+/// `pidfd_open(2)` (Linux 5.3 and later): a descriptor for the process `pid` that becomes
+/// readable when it ends, so that an event loop can wait for a child. Close-on-exec.
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "process id too large"))?;
+    // SAFETY: pidfd_open reads two integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = std::os::fd::RawFd::try_from(fd).unwrap_or(-1);
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 /// The processes in `/proc` (Linux): each pid with its `/proc/<pid>` directory. Empty if
 /// `/proc` cannot be read.
 #[cfg(target_os = "linux")]
