@@ -140,16 +140,23 @@ async fn signal_group(signal: &str, pgid: u32) {
     assert!(status.success());
 }
 
-fn wait_async_lets_other_tasks_run(multi_thread: bool) {
-    let guard = deaf_family(Duration::ZERO);
+/// `wait_async`, or `stop_async` with a grace period longer than any test, on a group
+/// that ignores SIGTERM: either ends only because the other task kills the group
+/// meanwhile.
+fn lets_other_tasks_run(multi_thread: bool, stop: bool) {
+    let guard = deaf_family(Duration::from_secs(3600));
     let pgid = guard.id();
     let status = on_one_thread(
         multi_thread,
         pgid,
-        |started| async move {
+        move |started| async move {
             let mut guard = guard;
             started.send(()).unwrap();
-            guard.wait_async().await.unwrap()
+            if stop {
+                guard.stop_async().await.unwrap()
+            } else {
+                guard.wait_async().await.unwrap()
+            }
         },
         signal_group("-KILL", pgid),
     );
@@ -159,40 +166,22 @@ fn wait_async_lets_other_tasks_run(multi_thread: bool) {
 
 #[test]
 fn wait_async_lets_other_tasks_run_current_thread() {
-    wait_async_lets_other_tasks_run(false);
+    lets_other_tasks_run(false, false);
 }
 
 #[test]
 fn wait_async_lets_other_tasks_run_multi_thread() {
-    wait_async_lets_other_tasks_run(true);
-}
-
-/// `stop_async` with a grace period longer than any test: it ends only because the other
-/// task kills the group while `stop_async` waits out the grace.
-fn stop_async_lets_other_tasks_run(multi_thread: bool) {
-    let guard = deaf_family(Duration::from_secs(3600));
-    let pgid = guard.id();
-    let status = on_one_thread(
-        multi_thread,
-        pgid,
-        |started| async move {
-            started.send(()).unwrap();
-            guard.stop_async().await.unwrap()
-        },
-        signal_group("-KILL", pgid),
-    );
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
-    assert_eq!(procs::group_members(pgid), Vec::<u32>::new());
+    lets_other_tasks_run(true, false);
 }
 
 #[test]
 fn stop_async_lets_other_tasks_run_current_thread() {
-    stop_async_lets_other_tasks_run(false);
+    lets_other_tasks_run(false, true);
 }
 
 #[test]
 fn stop_async_lets_other_tasks_run_multi_thread() {
-    stop_async_lets_other_tasks_run(true);
+    lets_other_tasks_run(true, true);
 }
 
 const DROPPED: &str = "dropped";
@@ -224,11 +213,7 @@ fn dropped_wait_async_futures_leave_nothing() {
             assert_eq!(procs::fds(), fds, "multi_thread: {multi_thread}");
             drop(runtime);
             assert_eq!(procs::children(), Vec::<u32>::new());
-            let left: Vec<_> = procs::processes()
-                .into_iter()
-                .filter(|p| groups.contains(&p.2) && !procs::is_zombie(p.0))
-                .collect();
-            assert!(left.is_empty(), "{left:?}");
+            assert_eq!(procs::alive_in_groups(&groups), []);
         }
         child::say("clean");
         return;
