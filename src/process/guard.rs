@@ -51,10 +51,10 @@ const TAIL_LINES: usize = 20;
 /// [`wait_async`](Self::wait_async) and [`stop_async`](Self::stop_async) wait without
 /// blocking a runtime thread and without helper threads, so a dropped future leaves
 /// nothing behind. A `tokio::process::Command` is started through its std form:
-/// `ChildGuard::spawn(command.as_std_mut())`. Dropping the guard stays synchronous: inside
-/// a runtime it blocks that thread for at most the grace period, plus at most 5 s for the
-/// rest of a killed group to die (usually a few milliseconds); call `stop_async` to avoid
-/// even that.
+/// `ChildGuard::spawn(command.as_std_mut())` (tokio 1.39 and later). Dropping the guard
+/// stays synchronous: inside a runtime it blocks that thread for at most the grace period,
+/// plus at most 5 s for the rest of a killed group to die (usually a few milliseconds);
+/// call `stop_async` to avoid even that.
 ///
 /// # When the test process itself is killed
 ///
@@ -304,7 +304,8 @@ impl ChildGuard {
                     ),
                     "the port was taken by someone else: give the child a port of its own \
                      (ReservedPort) or hand it a listener (ChildGuard::builder().listener), \
-                     and stop any holder left over from an earlier run",
+                     and stop any holder left over from an earlier run; a server that \
+                     daemonizes leaves the child's group: keep it in the foreground",
                 ));
             }
         }
@@ -438,7 +439,7 @@ impl ChildGuard {
     /// usable. Needs a runtime with I/O and time enabled, as `#[tokio::test]` has.
     ///
     /// To start a `tokio::process::Command`, hand over its std form:
-    /// `ChildGuard::spawn(command.as_std_mut())`.
+    /// `ChildGuard::spawn(command.as_std_mut())` (tokio 1.39 and later).
     ///
     /// ```
     /// use std::process::Command;
