@@ -18,12 +18,13 @@ use crate::sys;
 pub(crate) async fn exited(pid: u32) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        if let Ok(pidfd) = sys::pidfd_open(pid) {
-            // Deprecated in recent tokio for types whose descriptor may change under it;
-            // an `OwnedFd` cannot, and its replacement is missing from the tokio releases
-            // this crate supports.
-            #[allow(deprecated)]
-            let pidfd = tokio::io::unix::AsyncFd::with_interest(pidfd, Interest::READABLE)?;
+        // `with_interest` is deprecated in recent tokio for types whose descriptor may
+        // change under it; an `OwnedFd`'s cannot, and the replacement is missing from the
+        // tokio releases this crate supports.
+        #[allow(deprecated)]
+        let registered = sys::pidfd_open(pid)
+            .and_then(|pidfd| tokio::io::unix::AsyncFd::with_interest(pidfd, Interest::READABLE));
+        if let Ok(pidfd) = registered {
             loop {
                 let mut ready = pidfd.readable().await?;
                 if sys::peek_exit(pid, false)?.is_some() {

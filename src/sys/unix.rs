@@ -487,8 +487,9 @@ pub(crate) fn proc_state_and_group(dir: &Path) -> Option<(char, u32)> {
 /// while being read count as gone; an unreadable `/proc` counts as none alive.
 #[cfg(target_os = "linux")]
 pub(crate) fn group_alive(pgid: u32) -> bool {
-    proc_pids().any(|(_, dir)| {
-        matches!(proc_state_and_group(&dir), Some((state, pgrp)) if pgrp == pgid && !matches!(state, 'Z' | 'X'))
+    proc_pids().any(|(_, dir)| match proc_state_and_group(&dir) {
+        Some((state, pgrp)) => pgrp == pgid && !matches!(state, 'Z' | 'X'),
+        None => false,
     })
 }
 
