@@ -201,6 +201,8 @@ const CYCLES: &str = "cycles";
 fn a_thousand_cycles_leak_nothing() {
     if child::role().as_deref() == Some(CYCLES) {
         let dir = IsolatedDir::new().unwrap();
+        // The first child starts isofix's spawner thread, its one thread per process.
+        drop(ChildGuard::spawn(&mut Command::new("true")).unwrap());
         let (fds, threads) = (procs::fds(), procs::threads());
         let mut groups = Vec::new();
         for i in 0..1000 {
@@ -214,12 +216,7 @@ fn a_thousand_cycles_leak_nothing() {
         assert_eq!(procs::fds(), fds);
         assert_eq!(procs::threads(), threads);
         assert_eq!(procs::children(), Vec::<u32>::new());
-        let all = procs::processes();
-        let left: Vec<_> = all
-            .iter()
-            .filter(|p| groups.contains(&p.2) && !procs::is_zombie(p.0))
-            .collect();
-        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(procs::alive_in_groups(&groups), []);
         child::say("clean");
         return;
     }
@@ -256,4 +253,134 @@ fn a_port_in_use_names_its_holder() {
         "{msg}"
     );
     drop(holder);
+}
+
+const ORPHANS: &str = "orphans";
+
+/// A shell line for a child of the helper process below: it opens the helper's stdout
+/// (`/proc/$PPID/fd/1`, a pipe to the test) as fd 4, says it is ready there with its pid,
+/// and becomes a `sleep` that keeps fd 4 open.
+const HOLDS_PARENTS_STDOUT: &str =
+    "exec 4>/proc/$PPID/fd/1; printf '\\nISOFIX-CHILD: ready %s\\n' $$ >&4; exec sleep 600";
+
+/// A test process killed with `SIGKILL` runs no destructor, yet its children die with it
+/// (Linux): a helper process (this binary) starts two children under guards, one plain and
+/// one with an inherited listener (the `/bin/sh` wrapper), each holding the helper's stdout
+/// open. The test kills the helper with `SIGKILL` and reads that pipe to its end: the end
+/// comes only when no process holds it any more, which proves both children died.
+#[test]
+fn children_die_with_a_sigkilled_test_process() {
+    if child::role().as_deref() == Some(ORPHANS) {
+        let plain = ChildGuard::spawn(Command::new("sh").args(["-c", HOLDS_PARENTS_STDOUT]));
+        let listener = EphemeralTcp::bind().unwrap().into_listener();
+        let wrapped = ChildGuard::builder()
+            .listener(listener)
+            .spawn(Command::new("sh").args(["-c", HOLDS_PARENTS_STDOUT]));
+        let guards = (plain.unwrap(), wrapped.unwrap());
+        child::wait_for_stdin_to_close();
+        drop(guards);
+        return;
+    }
+    let mut helper = child::spawn(
+        "children_die_with_a_sigkilled_test_process",
+        ORPHANS,
+        &[("", "")][..0],
+    );
+    let pids: Vec<u32> = (0..2)
+        .map(|_| {
+            let said = helper.read_marked();
+            said.strip_prefix("ready ").unwrap().parse().unwrap()
+        })
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(helper.kill_and_finish()));
+    // Not a timing assertion: only a child that survives keeps the pipe open this long.
+    let deadline = Duration::from_secs(120);
+    let Ok(finished) = rx.recv_timeout(deadline) else {
+        for pid in &pids {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        panic!("children {pids:?} of a SIGKILLed test process outlived it ({deadline:?} later, they still held its stdout)");
+    };
+    assert_eq!(
+        finished.status.signal(),
+        Some(libc::SIGKILL),
+        "{finished:?}"
+    );
+}
+
+/// `PR_SET_PDEATHSIG` fires when the *thread* that started a child exits: a guard made on a
+/// thread that ends (as each libtest test does) must keep its child running.
+#[test]
+fn a_child_outlives_the_thread_that_started_it() {
+    let (tid, guard) = std::thread::spawn(|| {
+        let tid = std::fs::read_link("/proc/thread-self").unwrap();
+        let guard = ChildGuard::spawn(Command::new("sleep").arg("600")).unwrap();
+        (tid, guard)
+    })
+    .join()
+    .unwrap();
+    // `join` returns before the kernel is done with the thread; its /proc entry goes after
+    // the parent-death signals are sent. Polled: nothing else tells when.
+    let task = std::path::Path::new("/proc").join(tid);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while task.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "thread {task:?} never ended"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let status = guard.stop().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+}
+
+const FOREIGN: &str = "foreign";
+
+/// A port answered by a process outside the child's group (here a helper process, this
+/// binary) does not count as the child listening: the wait fails at once, naming it.
+#[test]
+fn a_port_answered_by_someone_else_fails_the_wait_naming_them() {
+    if child::role().as_deref() == Some(FOREIGN) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        child::say(&format!("{} {addr}", std::process::id()));
+        child::wait_for_stdin_to_close();
+        return;
+    }
+    let test = "a_port_answered_by_someone_else_fails_the_wait_naming_them";
+    let mut foreign = child::spawn(test, FOREIGN, &[("", "")][..0]);
+    let said = foreign.read_marked();
+    let (pid, addr) = said.split_once(' ').unwrap();
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let mut guard = ChildGuard::spawn(Command::new("sleep").arg("600")).unwrap();
+    let err = guard.wait_listening(addr, FOREVER).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("pid {pid} (")), "{msg}");
+    assert!(msg.contains(&format!("port {}", addr.port())), "{msg}");
+    assert!(msg.contains("ReservedPort"), "{msg}");
+    drop(guard);
+    foreign.finish().assert_success();
+}
+
+const SERVES: &str = "serves";
+
+/// The child's own listener counts, also when the test process holds a socket on the
+/// same port (the `ReservedPort`'s).
+#[test]
+fn a_child_listening_itself_ends_the_wait() {
+    if child::role().as_deref() == Some(SERVES) {
+        let addr = std::env::var("ISOFIX_TEST_ADDR").unwrap();
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+        return;
+    }
+    let port = ReservedPort::tcp().unwrap();
+    let mut command = child::command("a_child_listening_itself_ends_the_wait", SERVES);
+    command.env("ISOFIX_TEST_ADDR", port.addr().to_string());
+    let mut guard = ChildGuard::spawn(&mut command).unwrap();
+    guard.wait_listening(port.addr(), FOREVER).unwrap();
 }

@@ -16,6 +16,22 @@ const MAX_PAUSE: Duration = Duration::from_millis(50);
 /// The longest single connect attempt.
 const MAX_ATTEMPT: Duration = Duration::from_secs(1);
 
+/// The pauses between attempts of a wait: 1 ms, doubling up to 50 ms.
+pub(crate) struct Pauses(Duration);
+
+impl Pauses {
+    pub(crate) fn new() -> Self {
+        Pauses(FIRST_PAUSE)
+    }
+
+    /// The next pause.
+    pub(crate) fn next_pause(&mut self) -> Duration {
+        let pause = self.0;
+        self.0 = (pause * 2).min(MAX_PAUSE);
+        pause
+    }
+}
+
 /// Makes `attempt(time left)` until it succeeds or `timeout` passes, calling `check`
 /// before each attempt (an error from it, such as a child that died, ends the wait at
 /// once). `attempt` returns `Err(why)` to be retried, `Ok(result)` when done either way;
@@ -27,7 +43,7 @@ pub(crate) fn poll<T>(
     gave_up: impl FnOnce(io::Error) -> io::Error,
 ) -> io::Result<T> {
     let start = Instant::now();
-    let mut pause = FIRST_PAUSE;
+    let mut pauses = Pauses::new();
     loop {
         check()?;
         let last = match attempt(timeout.saturating_sub(start.elapsed())) {
@@ -38,8 +54,7 @@ pub(crate) fn poll<T>(
         if left.is_zero() {
             return Err(gave_up(last));
         }
-        std::thread::sleep(pause.min(left));
-        pause = (pause * 2).min(MAX_PAUSE);
+        std::thread::sleep(pauses.next_pause().min(left));
     }
 }
 
@@ -128,7 +143,7 @@ pub(crate) async fn wait_listening_async_while(
     mut check: impl FnMut() -> io::Result<()>,
 ) -> io::Result<()> {
     let start = Instant::now();
-    let mut pause = FIRST_PAUSE;
+    let mut pauses = Pauses::new();
     loop {
         check()?;
         let limit = timeout
@@ -148,8 +163,7 @@ pub(crate) async fn wait_listening_async_while(
         if left.is_zero() {
             return Err(timed_out(addr, timeout, &last));
         }
-        tokio::time::sleep(pause.min(left)).await;
-        pause = (pause * 2).min(MAX_PAUSE);
+        tokio::time::sleep(pauses.next_pause().min(left)).await;
     }
 }
 

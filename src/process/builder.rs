@@ -5,7 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::ChildGuard;
+use super::{spawner, ChildGuard};
 use crate::common::error::Context;
 use crate::sys;
 use crate::IsolatedDir;
@@ -105,7 +105,10 @@ impl ChildGuardBuilder {
     }
 
     /// Starts `command` under a [`ChildGuard`] with these options. Its stdin, stdout,
-    /// stderr and process group are set here (see [`ChildGuard`]).
+    /// stderr and process group are set here (see [`ChildGuard`]); on Linux, so is a
+    /// `pre_exec` hook that makes the child die with the test process, which stays on
+    /// `command` (see [When the test process itself is
+    /// killed](ChildGuard#when-the-test-process-itself-is-killed)).
     ///
     /// ```
     /// use std::process::Command;
@@ -145,7 +148,7 @@ impl ChildGuardBuilder {
             .stdout(out)
             .stderr(err)
             .process_group(0);
-        let child = target.spawn().context(
+        let child = spawner::spawn(target).context(
             || format!("start child `{program}`"),
             "is it installed, and on PATH?",
         )?;

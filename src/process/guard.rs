@@ -33,15 +33,41 @@ const TAIL_LINES: usize = 20;
 /// - Dropping the guard (or [`stop`](Self::stop)) sends `SIGTERM` to the whole group,
 ///   waits up to a grace period (3 s; [`ChildGuardBuilder::grace`]) for the child to end,
 ///   then sends `SIGKILL` to the group — so whatever the child started in the foreground
-///   goes too — and reaps the child. Nothing is left running and no zombie stays.
+///   goes too — waits (at most 5 s) until no process of the group is alive, and reaps the
+///   child. Nothing is left running and no zombie of ours stays. The wait reads `/proc`
+///   on Linux, where zombies of the group count as dead; elsewhere it asks
+///   `kill(-pgid, 0)`, where they count until their new parent reaps them.
 /// - A guard dropped while its thread panics (a failing test) prints the last lines of the
 ///   child's output to stderr, and `ISOFIX_KEEP=failed` keeps the output files (see
 ///   [`IsolatedDir`]).
 ///
 /// A server that daemonizes (forks, starts a new session, and lets its first process exit)
 /// leaves the group and escapes the guard: run servers in the foreground
-/// (`redis-server --daemonize no`, `postgres` rather than `pg_ctl start`). A test process
-/// killed with `SIGKILL` cannot stop its children.
+/// (`redis-server --daemonize no`, `postgres` rather than `pg_ctl start`).
+///
+/// # Under tokio
+///
+/// With the `tokio` feature, [`wait_listening_async`](Self::wait_listening_async),
+/// [`wait_async`](Self::wait_async) and [`stop_async`](Self::stop_async) wait without
+/// blocking a runtime thread and without helper threads, so a dropped future leaves
+/// nothing behind. A `tokio::process::Command` is started through its std form:
+/// `ChildGuard::spawn(command.as_std_mut())` (tokio 1.39 and later). Dropping the guard
+/// stays synchronous: inside a runtime it blocks that thread for at most the grace period,
+/// plus at most 5 s for the rest of a killed group to die (usually a few milliseconds);
+/// call `stop_async` to avoid even that.
+///
+/// # When the test process itself is killed
+///
+/// A test process killed with `SIGKILL` (a timeout of the test runner, the OOM killer)
+/// runs no drop. On Linux the child is started with `PR_SET_PDEATHSIG` set to `SIGKILL`,
+/// so the kernel kills it when the test process dies, whatever the cause. Only the child
+/// itself is signalled: processes it started (its group) are not, and are orphaned; a
+/// server that forks workers should kill them when it dies. Since the kernel sends that
+/// signal when the *thread* that started the child exits, children are started on one
+/// thread of isofix's own (`isofix-spawner`, started with the first child, one per
+/// process) that lives as long as the process. The setting survives `exec`, except of
+/// set-user-ID, set-group-ID or file-capability programs. Other systems have no such
+/// setting: there, a killed test process leaves its children running.
 ///
 /// Unix only.
 ///
@@ -229,6 +255,15 @@ impl ChildGuard {
     /// passes, like [`net::wait_listening`](crate::net::wait_listening). If the child ends
     /// first, fails at once with its exit status and the tail of its output.
     ///
+    /// On Linux, a connection accepted by someone else does not count: once one is
+    /// accepted, the listening sockets where it may have landed are looked up in `/proc`,
+    /// and if all of them belong to processes outside the child's process group, the wait
+    /// fails at once ([`ErrorKind::AddrInUse`]) naming those processes and the port. A
+    /// listener whose holder cannot be read (another user's process) is given the benefit
+    /// of the doubt; a server whose port is answered by a process outside its group (a
+    /// container runtime's proxy) must be waited for with
+    /// [`net::wait_listening`](crate::net::wait_listening). Elsewhere, any listener counts.
+    ///
     /// ```
     /// use std::process::Command;
     /// use std::time::Duration;
@@ -250,7 +285,33 @@ impl ChildGuard {
             |left| probe(addr, left).map(Ok),
             |last| timed_out(addr, timeout, &last),
         )
-        .map_err(|e| self.with_output(e))
+        .map_err(|e| self.with_output(e))?;
+        self.check_listener_is_ours(addr)
+    }
+
+    /// Fails if what accepted a connection on `addr` is not the child's (Linux): when the
+    /// sockets listening there are all held by processes outside the child's group.
+    fn check_listener_is_ours(&self, addr: SocketAddr) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            if let Some(holders) = crate::net::holders::foreign_listeners(addr, self.id()) {
+                return Err(error(
+                    ErrorKind::AddrInUse,
+                    format_args!(
+                        "wait for child {self} to listen on {addr}: port {} is answered by \
+                         {holders}, not by the child's process group",
+                        addr.port()
+                    ),
+                    "the port was taken by someone else: give the child a port of its own \
+                     (ReservedPort) or hand it a listener (ChildGuard::builder().listener), \
+                     and stop any holder left over from an earlier run; a server that \
+                     daemonizes leaves the child's group: keep it in the foreground",
+                ));
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = addr;
+        Ok(())
     }
 
     /// The async form of [`wait_listening`](Self::wait_listening) (feature `tokio`).
@@ -279,7 +340,8 @@ impl ChildGuard {
             self.check_running(&waiting_for, Some(addr.port()))
         })
         .await
-        .map_err(|e| self.with_output(e))
+        .map_err(|e| self.with_output(e))?;
+        self.check_listener_is_ours(addr)
     }
 
     /// Waits until the child writes its address to `path`, like
@@ -369,6 +431,92 @@ impl ChildGuard {
         self.terminate()
     }
 
+    /// The async form of [`wait`](Self::wait) (feature `tokio`): waits for the child to end
+    /// on its own without blocking a runtime thread — on Linux the runtime waits on a
+    /// pidfd; elsewhere the child is checked after pauses growing from 1 ms to 50 ms — then
+    /// kills the rest of its group, waits for it the same way, and reaps the child. No
+    /// thread is used: a dropped future leaves nothing waiting, and the guard stays
+    /// usable. Needs a runtime with I/O and time enabled, as `#[tokio::test]` has.
+    ///
+    /// To start a `tokio::process::Command`, hand over its std form:
+    /// `ChildGuard::spawn(command.as_std_mut())` (tokio 1.39 and later).
+    ///
+    /// ```
+    /// use std::process::Command;
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> std::io::Result<()> {
+    ///     let mut child = isofix::ChildGuard::spawn(Command::new("sh").args(["-c", "exit 4"]))?;
+    ///     assert_eq!(child.wait_async().await?.code(), Some(4));
+    ///     Ok(())
+    /// }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn wait_async(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let name = self.to_string();
+        super::async_wait::exited(self.id())
+            .await
+            .context(|| format!("wait for child {name}"), "")?;
+        self.kill_group_async().await
+    }
+
+    /// The async form of [`stop`](Self::stop) (feature `tokio`): `SIGTERM` to the group,
+    /// up to the grace period for the child to end, `SIGKILL` to the group, and the reap,
+    /// all without blocking a runtime thread (see [`wait_async`](Self::wait_async)). A
+    /// future dropped before it completes drops the guard, which stops the child the
+    /// synchronous way.
+    ///
+    /// ```
+    /// use std::os::unix::process::ExitStatusExt;
+    /// use std::process::Command;
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> std::io::Result<()> {
+    ///     let child = isofix::ChildGuard::spawn(Command::new("sleep").arg("600"))?;
+    ///     assert_eq!(child.stop_async().await?.signal(), Some(15)); // SIGTERM
+    ///     Ok(())
+    /// }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn stop_async(mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let pid = self.id();
+        let name = self.to_string();
+        let what = || format!("stop child {name}");
+        if sys::peek_exit(pid, false).context(what, "")?.is_none() {
+            sys::signal_group(pid, sys::SIGTERM).context(what, "")?;
+            // Ended or not, the group gets SIGKILL next.
+            let _ = tokio::time::timeout(self.grace, super::async_wait::exited(pid)).await;
+        }
+        self.kill_group_async().await
+    }
+
+    /// The end of [`stop_async`](Self::stop_async) and [`wait_async`](Self::wait_async):
+    /// `SIGKILL` to the group, the wait for the child and the rest of the group, the reap
+    /// (as in [`terminate`](Self::terminate)).
+    #[cfg(feature = "tokio")]
+    async fn kill_group_async(&mut self) -> io::Result<ExitStatus> {
+        use super::async_wait::{exited, group_dead};
+        let pid = self.id();
+        let name = self.to_string();
+        let what = || format!("stop child {name}");
+        sys::signal_group(pid, sys::SIGKILL).context(what, "")?;
+        exited(pid).await.context(what, "")?;
+        #[cfg(target_os = "linux")]
+        group_dead(pid, sys::group_alive).await;
+        // The child has ended: this reaps it at once.
+        let status = self.child.wait().context(what, "")?;
+        #[cfg(not(target_os = "linux"))]
+        group_dead(pid, sys::group_exists).await;
+        self.status = Some(status);
+        Ok(status)
+    }
+
     fn terminate(&mut self) -> io::Result<ExitStatus> {
         if let Some(status) = self.status {
             return Ok(status);
@@ -384,8 +532,13 @@ impl ChildGuard {
         // Whatever else runs in the group goes now. The child itself is not reaped yet, so
         // the group id cannot have been reused by an unrelated process.
         sys::signal_group(pid, sys::SIGKILL).context(what, "")?;
-        wait_group_dead(pid);
+        // `/proc` tells zombies apart, so the child stays unreaped while the group is
+        // watched; `kill(-pgid, 0)` counts the zombie child, so it is reaped first.
+        #[cfg(target_os = "linux")]
+        wait_group_dead(pid, sys::group_alive);
         let status = self.child.wait().context(what, "")?;
+        #[cfg(not(target_os = "linux"))]
+        wait_group_dead(pid, sys::group_exists);
         self.status = Some(status);
         Ok(status)
     }
@@ -428,32 +581,28 @@ fn holders(port: u16) -> Option<String> {
 }
 
 /// How long a drop waits for the rest of a killed group to die.
-#[cfg(target_os = "linux")]
-const GROUP_DEATH_LIMIT: Duration = Duration::from_secs(5);
+pub(super) const GROUP_DEATH_LIMIT: Duration = Duration::from_secs(5);
 
-/// Waits until no process of the group `pgid`, which has been sent `SIGKILL`, is alive
-/// (Linux). `SIGKILL` is delivered asynchronously, and the others are not our children, so
-/// they cannot be waited for: `/proc` is read again after pauses growing from 1 ms to
-/// 50 ms, for at most [`GROUP_DEATH_LIMIT`]. Zombies count as dead: they hold no port,
-/// file or CPU, and their new parent reaps them.
-fn wait_group_dead(pgid: u32) {
-    #[cfg(target_os = "linux")]
-    {
-        let _ = poll(
-            GROUP_DEATH_LIMIT,
-            || Ok(()),
-            |_| {
-                if sys::group_alive(pgid) {
-                    Err(io::Error::new(ErrorKind::WouldBlock, "still alive"))
-                } else {
-                    Ok(Ok(()))
-                }
-            },
-            |e| e,
-        );
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = pgid;
+/// Waits until no process of the group `pgid`, which has been sent `SIGKILL`, is `alive`,
+/// for at most [`GROUP_DEATH_LIMIT`]. `SIGKILL` is delivered asynchronously, and the
+/// others are not our children, so they cannot be waited for: `alive` is asked again after
+/// pauses growing from 1 ms to 50 ms. On Linux, `alive` reads `/proc`, where zombies count
+/// as dead: they hold no port, file or CPU, and in a container whose pid 1 does not reap
+/// they would stay forever. Elsewhere it is `kill(-pgid, 0)`, where zombies count until
+/// their new parent reaps them.
+fn wait_group_dead(pgid: u32, alive: fn(u32) -> bool) {
+    let _ = poll(
+        GROUP_DEATH_LIMIT,
+        || Ok(()),
+        |_| {
+            if alive(pgid) {
+                Err(io::Error::new(ErrorKind::WouldBlock, "still alive"))
+            } else {
+                Ok(Ok(()))
+            }
+        },
+        |e| e,
+    );
 }
 
 /// "exit status: 3" or "signal 9 (SIGKILL)", as std's `ExitStatus` prints them.

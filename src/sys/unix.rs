@@ -423,6 +423,78 @@ fn place_listen_fd(fd: std::os::fd::RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// `prctl(2)` `PR_SET_PDEATHSIG`: the kernel sends `signal` to this process when the
+/// thread that forked it exits. Async-signal-safe (for `pre_exec`).
+#[cfg(target_os = "linux")]
+fn set_parent_death_signal(signal: i32) -> io::Result<()> {
+    let signal = libc::c_ulong::try_from(signal)
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: PR_SET_PDEATHSIG only reads its integer argument and changes a setting of
+    // the calling process; it touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `getppid(2)`: the pid of this process's parent. Async-signal-safe.
+#[cfg(target_os = "linux")]
+fn parent_pid() -> libc::pid_t {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// `_exit(2)`: ends this process at once, without running atexit handlers or destructors
+/// (a forked child must not run the parent's). Async-signal-safe.
+#[cfg(target_os = "linux")]
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit ends the process; it reads only its integer argument.
+    unsafe { libc::_exit(code) }
+}
+
+/// Makes `command`'s child get `SIGKILL` when the thread that starts it exits (Linux): the
+/// hook that runs in the child between `fork` and `exec` sets `PR_SET_PDEATHSIG`, then
+/// exits at once if this process died already, after the `fork` and before the `prctl`
+/// (the child was reparented, so `getppid` no longer names us). The setting survives
+/// `exec`, except of set-user-ID, set-group-ID or file-capability programs.
+#[cfg(target_os = "linux")]
+pub(crate) fn kill_with_parent(command: &mut std::process::Command) -> io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let parent = libc::pid_t::try_from(std::process::id())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "process id too large"))?;
+    // SAFETY: the closure runs in the forked child, where only async-signal-safe calls are
+    // allowed: prctl, getppid and _exit on integers captured by value; it allocates
+    // nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            set_parent_death_signal(libc::SIGKILL)?;
+            if parent_pid() != parent {
+                exit_now(1);
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// `pidfd_open(2)` (Linux 5.3 and later): a descriptor for the process `pid` that becomes
+/// readable when it ends, so that an event loop can wait for a child. Close-on-exec.
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "process id too large"))?;
+    // SAFETY: pidfd_open reads two integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = std::os::fd::RawFd::try_from(fd).unwrap_or(-1);
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 /// The processes in `/proc` (Linux): each pid with its `/proc/<pid>` directory. Empty if
 /// `/proc` cannot be read.
 #[cfg(target_os = "linux")]
@@ -437,24 +509,42 @@ pub(crate) fn proc_pids() -> impl Iterator<Item = (u32, PathBuf)> {
         })
 }
 
+/// The state letter and process group of the process whose `/proc/<pid>` directory is
+/// `dir`, from its `stat` file (Linux); `None` if it is gone or unreadable.
+#[cfg(target_os = "linux")]
+pub(crate) fn proc_state_and_group(dir: &Path) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+    let rest = stat.rfind(')').and_then(|i| stat.get(i + 2..))?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse::<u32>().ok()?;
+    Some((state, pgrp))
+}
+
 /// Whether any process of the process group `pgid` is still alive — neither gone nor a
 /// zombie — read from `/proc/<pid>/stat` of every process (Linux). Processes that vanish
 /// while being read count as gone; an unreadable `/proc` counts as none alive.
 #[cfg(target_os = "linux")]
 pub(crate) fn group_alive(pgid: u32) -> bool {
-    proc_pids().any(|(_, dir)| {
-        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
-            return false;
-        };
-        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
-        let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
-            return false;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
-        pgrp == Some(pgid) && !matches!(state, Some("Z" | "X"))
+    proc_pids().any(|(_, dir)| match proc_state_and_group(&dir) {
+        Some((state, pgrp)) => pgrp == pgid && !matches!(state, 'Z' | 'X'),
+        None => false,
     })
+}
+
+/// Whether any process — zombies included — is in the process group `pgid`, from
+/// `kill(2)` with signal 0 to `-pgid`: `ESRCH` means none. A group whose processes this
+/// user may not signal (`EPERM`) exists. Used where there is no `/proc` ([`group_alive`]).
+#[cfg(any(test, not(target_os = "linux")))]
+pub(crate) fn group_exists(pgid: u32) -> bool {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return false;
+    };
+    // SAFETY: kill only reads its two integer arguments; signal 0 sends nothing.
+    unsafe {
+        libc::kill(-pgid, 0) == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
 }
 
 // ---- Isolated directories (`src/dir/`) ----
@@ -467,4 +557,29 @@ pub(crate) fn at_exit(handler: extern "C" fn()) -> bool {
     // program and takes nothing; the handler itself must not unwind, which its callers
     // ensure.
     unsafe { libc::atexit(handler) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    #[test]
+    fn a_group_exists_until_its_last_process_is_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("600")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id();
+        assert!(group_exists(pgid));
+        signal_group(pgid, SIGKILL).unwrap();
+        assert!(peek_exit(pgid, true).unwrap().is_some());
+        // A zombie is still in its group (where `/proc` says it is not alive).
+        assert!(group_exists(pgid));
+        #[cfg(target_os = "linux")]
+        assert!(!group_alive(pgid));
+        child.wait().unwrap();
+        assert!(!group_exists(pgid));
+    }
 }

@@ -63,6 +63,15 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// The live processes (not zombies) in any of the process groups `groups`, as
+/// `(pid, ppid, pgrp)`.
+pub fn alive_in_groups(groups: &[u32]) -> Vec<(u32, u32, u32)> {
+    processes()
+        .into_iter()
+        .filter(|p| groups.contains(&p.2) && !is_zombie(p.0))
+        .collect()
+}
+
 /// Whether `pid` is a zombie (dead, waiting to be reaped) or already gone.
 pub fn is_zombie(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -200,6 +200,13 @@ impl Child {
         }
     }
 
+    /// Kills the child with `SIGKILL`, then reads its stdout and stderr to their ends —
+    /// which come only once every process holding a copy of them has ended — and waits.
+    pub fn kill_and_finish(mut self) -> Finished {
+        self.child.kill().unwrap();
+        self.finish_now()
+    }
+
     /// Kills the child with `SIGKILL` (`TerminateProcess` on Windows), so that it cannot
     /// unwind or run any cleanup, and waits for it to be gone.
     pub fn kill(mut self) {
