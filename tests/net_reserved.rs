@@ -180,49 +180,179 @@ async fn the_async_wait_sees_a_tokio_server() {
     assert_eq!(err.unwrap_err().kind(), ErrorKind::TimedOut);
 }
 
-const RESERVER: &str = "reserver";
-/// Reservations made by each process of the cross-process test.
-const PER_PROCESS: usize = 1000;
+/// The ephemeral range of the network namespace of the cross-process test: 32 ports, so
+/// a port let go for a moment is soon taken by someone else.
+const RANGE: (u16, u16) = (40000, 40031);
+/// Processes reserving ports at once in that namespace.
+const WORKERS: usize = 4;
+/// Reservations made by each of them.
+const PER_WORKER: usize = 2000;
+/// Reservations each worker holds at once, each with its server bound.
+const HELD: usize = 3;
+/// Threads of each worker doing plain `bind(0)` + `listen`, as any other test would.
+const RACERS: usize = 2;
+const NAMESPACE: &str = "namespace";
+const WORKER: &str = "worker";
+const REQUIRE_NETNS: &str = "ISOFIX_REQUIRE_NETNS";
 
-/// Each of several processes reserves ports and binds each at once, as a child would; a
-/// bind that fails is a collision with a port somebody else holds.
+/// Whether this process may make network namespaces; prints why not, or panics if
+/// `ISOFIX_REQUIRE_NETNS` is set (as CI sets it).
+fn netns_available() -> bool {
+    let why = match std::process::Command::new("unshare")
+        .args(["--net", "true"])
+        .output()
+    {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => format!(
+            "unshare --net failed ({}: {})",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => format!("unshare cannot be run ({e})"),
+    };
+    let why = format!(
+        "skipped: {why}; a network namespace of its own needs root (or CAP_SYS_ADMIN) and \
+         util-linux's unshare"
+    );
+    assert!(std::env::var_os(REQUIRE_NETNS).is_none(), "{why}");
+    eprintln!("{why}");
+    false
+}
+
+/// The regression test of the reservation itself. In a network namespace of their own,
+/// whose ephemeral range is only 32 ports, several processes reserve ports thousands of
+/// times and bind each one at once as a child server would (std's bind, `SO_REUSEADDR`),
+/// holding a few at a time, while threads beside them take ports with plain `bind(0)` +
+/// `listen`. A reservation that let go of its port for a moment (pick-then-release), or
+/// that two processes shared, loses it to a racer or to the other process, and the
+/// server's bind fails: a collision. Every reservation must end in a bind that works.
 #[test]
-fn processes_reserving_at_once_never_collide() {
-    if child::role().as_deref() == Some(RESERVER) {
-        child::say("ready");
-        child::wait_for_stdin_to_close();
-        let mut failures = 0;
-        for _ in 0..PER_PROCESS {
-            let port = ReservedPort::tcp().unwrap();
-            if let Err(e) = TcpListener::bind(port.addr()) {
-                eprintln!("collision on {}: {e}", port.addr());
-                failures += 1;
-            }
-        }
-        child::say(&format!("failures {failures}"));
+fn processes_reserving_under_fire_never_collide() {
+    const TEST: &str = "processes_reserving_under_fire_never_collide";
+    match child::role().as_deref() {
+        Some(NAMESPACE) => return in_namespace(TEST),
+        Some(WORKER) => return reserve_under_fire(),
+        _ => {}
+    }
+    if !netns_available() {
         return;
     }
-    let mut children: Vec<child::Child> = (0..4)
-        .map(|_| {
-            child::spawn(
-                "processes_reserving_at_once_never_collide",
-                RESERVER,
-                &[("", "")][..0],
-            )
-        })
+    // Locks of their own, so that reservations of the host's port numbers by tests beside
+    // this one do not count here.
+    let locks = isofix::IsolatedDir::new().unwrap();
+    let inner = child::command(TEST, NAMESPACE);
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["--net", "--"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .env(child::ROLE_VAR, NAMESPACE)
+        .env("ISOFIX_LOCK_DIR", locks.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let finished = child::Child::spawn(&mut command).finish();
+    finished.assert_success();
+    let said: Vec<&str> = finished.said().collect();
+    assert_eq!(said.len(), WORKERS, "{finished:?}");
+    for line in said {
+        eprintln!("worker: {line}");
+        assert!(line.starts_with("collisions 0 "), "{finished:?}");
+    }
+}
+
+/// In the new namespace: narrows its ephemeral range, then runs the workers in it, all
+/// starting together, and passes on what they say.
+fn in_namespace(test: &str) {
+    let range = "/proc/sys/net/ipv4/ip_local_port_range";
+    std::fs::write(range, format!("{} {}", RANGE.0, RANGE.1)).unwrap();
+    let set = std::fs::read_to_string(range).unwrap();
+    let set: Vec<&str> = set.split_whitespace().collect();
+    assert_eq!(set, [RANGE.0.to_string(), RANGE.1.to_string()]);
+    let mut workers: Vec<child::Child> = (0..WORKERS)
+        .map(|_| child::spawn(test, WORKER, &[("", "")][..0]))
         .collect();
-    for c in &mut children {
-        assert_eq!(c.read_marked(), "ready");
+    for w in &mut workers {
+        assert_eq!(w.read_marked(), "ready");
     }
-    // Closing every stdin lets them all start together.
-    let stdins: Vec<_> = children.iter_mut().map(|c| c.take_stdin()).collect();
+    let stdins: Vec<_> = workers.iter_mut().map(|w| w.take_stdin()).collect();
     drop(stdins);
-    for c in children {
-        let finished = c.finish();
+    for w in workers {
+        let finished = w.finish();
         finished.assert_success();
-        let said: Vec<&str> = finished.said().collect();
-        assert_eq!(said, ["failures 0"], "{finished:?}");
+        for line in finished.said() {
+            child::say(line);
+        }
     }
+}
+
+/// One worker: `PER_WORKER` reservations, each bound at once, racers beside them.
+fn reserve_under_fire() {
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    child::say("ready");
+    child::wait_for_stdin_to_close();
+    let stop = AtomicBool::new(false);
+    let (collisions, full, raced) = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..RACERS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut binds = 0_u64;
+                    let mut _held = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        // Holds the newest listener, so ports keep changing hands.
+                        if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)) {
+                            _held = Some(listener);
+                            binds += 1;
+                        }
+                    }
+                    binds
+                })
+            })
+            .collect();
+        let mut held = VecDeque::new();
+        let (mut collisions, mut full) = (0, 0_u64);
+        for _ in 0..PER_WORKER {
+            let port = loop {
+                match ReservedPort::tcp() {
+                    Ok(port) => break port,
+                    // The 32 ports are all taken: give one back and try again.
+                    Err(e) if e.kind() == ErrorKind::AddrInUse => {
+                        full += 1;
+                        assert!(full < 10_000_000, "no port came free: {e}");
+                        if held.pop_front().is_none() {
+                            std::thread::yield_now();
+                        }
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            assert!(
+                (RANGE.0..=RANGE.1).contains(&port.port()),
+                "the namespace's range was not applied: {}",
+                port.addr()
+            );
+            match TcpListener::bind(port.addr()) {
+                Ok(server) => held.push_back((server, port)),
+                Err(e) => {
+                    eprintln!("collision on {}: {e}", port.addr());
+                    collisions += 1;
+                }
+            }
+            if held.len() > HELD {
+                held.pop_front();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let raced: u64 = racers.into_iter().map(|r| r.join().unwrap()).sum();
+        (collisions, full, raced)
+    });
+    // The racers must have raced, or the test proves nothing.
+    assert!(raced > 0, "no racer ever got a port");
+    child::say(&format!(
+        "collisions {collisions} of {PER_WORKER}, range full {full} times, {raced} racer binds"
+    ));
 }
 
 /// What the per-port lock relies on: a group another thread (or process) holds is refused
