@@ -228,19 +228,63 @@ fn netns_available() -> bool {
 /// server's bind fails: a collision. Every reservation must end in a bind that works.
 #[test]
 fn processes_reserving_under_fire_never_collide() {
-    const TEST: &str = "processes_reserving_under_fire_never_collide";
+    namespace_test(
+        "processes_reserving_under_fire_never_collide",
+        RANGE,
+        false,
+        reserve_under_fire,
+    );
+}
+
+/// The ephemeral range of the namespace of the shared-port test: fewer ports than the
+/// workers reserve at once.
+const SMALL_RANGE: (u16, u16) = (40000, 40007);
+/// Reservations each worker of the shared-port test holds before it binds their servers.
+const BATCH: usize = 3;
+
+/// Where the kernel would let two reservations share a port, the per-port lock does not.
+/// With `net.ipv4.ip_autobind_reuse=1` (not the default), `bind(0)` of a `SO_REUSEADDR`
+/// socket shares a port with other `SO_REUSEADDR` sockets that do not listen once every
+/// port is taken. Here the namespace has 8 ports, and 4 processes each reserve 3 at once,
+/// while their previous 3 servers run, before binding their servers: the kernel hands the
+/// same port to two of them, and only the lock keeps the second reservation off it.
+/// Without the lock, one of two servers fails to bind.
+#[test]
+fn processes_never_share_a_port_even_where_the_kernel_would() {
+    namespace_test(
+        "processes_never_share_a_port_even_where_the_kernel_would",
+        SMALL_RANGE,
+        true,
+        reserve_in_batches,
+    );
+}
+
+/// The body of a test of `WORKERS` processes running `worker` in a network namespace of
+/// their own with the ephemeral range `range` (and `ip_autobind_reuse` if asked), each
+/// of which must report no collision.
+fn namespace_test(test: &str, range: (u16, u16), autobind_reuse: bool, worker: fn()) {
     match child::role().as_deref() {
-        Some(NAMESPACE) => return in_namespace(TEST),
-        Some(WORKER) => return reserve_under_fire(),
+        Some(NAMESPACE) => return in_namespace(test, range, autobind_reuse),
+        Some(WORKER) => return worker(),
         _ => {}
     }
+    if let Some(said) = in_new_namespace(test) {
+        for line in said {
+            assert!(line.starts_with("collisions 0 "), "{line}");
+        }
+    }
+}
+
+/// Runs `test` in a new network namespace (as root) with locks of its own, and returns
+/// what its workers said; `None`, after saying why, if no namespace can be made.
+fn in_new_namespace(test: &str) -> Option<Vec<String>> {
     if !netns_available() {
-        return;
+        return None;
     }
     // Locks of their own, so that reservations of the host's port numbers by tests beside
     // this one do not count here.
     let locks = isofix::IsolatedDir::new().unwrap();
-    let inner = child::command(TEST, NAMESPACE);
+    let inner = child::command(test, NAMESPACE);
     let mut command = std::process::Command::new("unshare");
     command
         .args(["--net", "--"])
@@ -253,22 +297,31 @@ fn processes_reserving_under_fire_never_collide() {
         .stderr(std::process::Stdio::piped());
     let finished = child::Child::spawn(&mut command).finish();
     finished.assert_success();
-    let said: Vec<&str> = finished.said().collect();
+    let said: Vec<String> = finished.said().map(str::to_owned).collect();
     assert_eq!(said.len(), WORKERS, "{finished:?}");
-    for line in said {
+    for line in &said {
         eprintln!("worker: {line}");
-        assert!(line.starts_with("collisions 0 "), "{finished:?}");
     }
+    Some(said)
 }
 
-/// In the new namespace: narrows its ephemeral range, then runs the workers in it, all
-/// starting together, and passes on what they say.
-fn in_namespace(test: &str) {
-    let range = "/proc/sys/net/ipv4/ip_local_port_range";
-    std::fs::write(range, format!("{} {}", RANGE.0, RANGE.1)).unwrap();
-    let set = std::fs::read_to_string(range).unwrap();
+/// Writes `value` to the sysctl file `name` of this namespace and checks it took.
+fn sysctl(name: &str, value: &str) {
+    let path = format!("/proc/sys/net/ipv4/{name}");
+    std::fs::write(&path, value).unwrap();
+    let set = std::fs::read_to_string(&path).unwrap();
     let set: Vec<&str> = set.split_whitespace().collect();
-    assert_eq!(set, [RANGE.0.to_string(), RANGE.1.to_string()]);
+    assert_eq!(set, value.split_whitespace().collect::<Vec<_>>(), "{path}");
+}
+
+/// In the new namespace: narrows its ephemeral range to `range` (and lets `bind(0)` share
+/// ports if `autobind_reuse`), then runs the workers in it, all starting together, and
+/// passes on what they say.
+fn in_namespace(test: &str, range: (u16, u16), autobind_reuse: bool) {
+    sysctl("ip_local_port_range", &format!("{} {}", range.0, range.1));
+    if autobind_reuse {
+        sysctl("ip_autobind_reuse", "1");
+    }
     let mut workers: Vec<child::Child> = (0..WORKERS)
         .map(|_| child::spawn(test, WORKER, &[("", "")][..0]))
         .collect();
@@ -320,7 +373,7 @@ fn reserve_under_fire() {
                     // The 32 ports are all taken: give one back and try again.
                     Err(e) if e.kind() == ErrorKind::AddrInUse => {
                         full += 1;
-                        assert!(full < 10_000_000, "no port came free: {e}");
+                        assert!(full < 100_000, "no port came free: {e}");
                         if held.pop_front().is_none() {
                             std::thread::yield_now();
                         }
@@ -352,6 +405,55 @@ fn reserve_under_fire() {
     assert!(raced > 0, "no racer ever got a port");
     child::say(&format!(
         "collisions {collisions} of {PER_WORKER}, range full {full} times, {raced} racer binds"
+    ));
+}
+
+/// Reservations each worker of the shared-port test makes.
+const PER_BATCH_WORKER: usize = 100;
+
+/// One worker of the shared-port test: reserves `BATCH` ports at once while the servers
+/// of its previous batch still run, then binds a server on each, `PER_BATCH_WORKER`
+/// reservations in all.
+fn reserve_in_batches() {
+    child::say("ready");
+    child::wait_for_stdin_to_close();
+    let (mut reserved, mut collisions, mut full) = (0, 0, 0_u64);
+    let mut running: Vec<(TcpListener, ReservedPort)> = Vec::new();
+    while reserved < PER_BATCH_WORKER {
+        let mut batch = Vec::new();
+        while batch.len() < BATCH {
+            match ReservedPort::tcp() {
+                Ok(port) => batch.push(port),
+                // Every port is taken or locked: go on with what this batch has, or stop
+                // the previous servers so that others can move on.
+                Err(e) if e.kind() == ErrorKind::AddrInUse => {
+                    full += 1;
+                    assert!(full < 100_000, "no port came free: {e}");
+                    if !batch.is_empty() {
+                        break;
+                    }
+                    if running.is_empty() {
+                        std::thread::yield_now();
+                    }
+                    running.clear();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        reserved += batch.len();
+        running.clear();
+        for port in batch {
+            match TcpListener::bind(port.addr()) {
+                Ok(server) => running.push((server, port)),
+                Err(e) => {
+                    eprintln!("collision on {}: {e}", port.addr());
+                    collisions += 1;
+                }
+            }
+        }
+    }
+    child::say(&format!(
+        "collisions {collisions} of {reserved}, every port taken {full} times"
     ));
 }
 

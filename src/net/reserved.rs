@@ -22,7 +22,8 @@ const MAX_SKIPPED: usize = 64;
 /// bound but *not listening*. While it is open, on Linux:
 ///
 /// - ordinary `bind(2)` to port 0 never gets the port (the kernel only hands out ports no
-///   socket is bound to), with or without `SO_REUSEADDR`;
+///   socket is bound to), with or without `SO_REUSEADDR` — unless the machine sets
+///   `net.ipv4.ip_autobind_reuse=1` (not the default) and every other port is taken;
 /// - outgoing `connect(2)` never takes it as a source port (the kernel skips ports that a
 ///   `bind(2)` holds);
 /// - a server that binds `127.0.0.1:N` the usual way — with `SO_REUSEADDR`, as std, tokio,
