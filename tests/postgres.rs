@@ -15,17 +15,18 @@ use std::time::{Duration, Instant};
 
 use isofix::{ChildGuard, IsolatedDir, ReservedPort};
 
+#[path = "support/nobody.rs"]
+mod nobody;
+
 const STARTUP: Duration = Duration::from_secs(120);
 /// Time a server gets to shut down cleanly on `SIGTERM`; generous, so that a loaded
 /// machine never turns a clean stop into a `SIGKILL`.
 const SHUTDOWN: Duration = Duration::from_secs(120);
-/// The uid and gid the server runs as when the tests run as root ("nobody" on Debian).
-const SERVER_ID: &str = "65534";
 
 /// How to run the PostgreSQL binaries here.
 struct Binaries {
     bin: PathBuf,
-    /// Runs a server binary as `SERVER_ID` (as root), or as this user.
+    /// Runs a server binary as uid 65534 (as root), or as this user.
     as_other_user: bool,
 }
 
@@ -64,7 +65,7 @@ impl Binaries {
                 root.display()
             )
         })?;
-        let as_other_user = is_root();
+        let as_other_user = nobody::is_root();
         let found = Binaries { bin, as_other_user };
         let version = found.command("postgres").arg("--version").output();
         match version {
@@ -89,23 +90,13 @@ impl Binaries {
     /// A command running `program` as the server's user.
     fn run_as_server(&self, program: impl AsRef<OsStr>) -> Command {
         if self.as_other_user {
-            let mut command = Command::new("setpriv");
-            command
-                .arg(format!("--reuid={SERVER_ID}"))
-                .arg(format!("--regid={SERVER_ID}"))
-                .arg("--clear-groups")
-                .arg(program);
+            let mut command = nobody::setpriv_as(nobody::NOBODY);
+            command.arg(program);
             command
         } else {
             Command::new(program)
         }
     }
-}
-
-fn is_root() -> bool {
-    // `id -u` rather than geteuid: no unsafe code in tests.
-    let out = Command::new("id").arg("-u").output().expect("run id -u");
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
 
 /// Panics with `what` and the command's output unless it succeeded.
@@ -128,7 +119,7 @@ fn server_dir(binaries: &Binaries) -> IsolatedDir {
         check(
             "hand the directory to the server's user",
             Command::new("chown")
-                .arg(format!("{SERVER_ID}:{SERVER_ID}"))
+                .arg(format!("{0}:{0}", nobody::NOBODY))
                 .arg(dir.path())
                 .output(),
         );

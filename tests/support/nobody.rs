@@ -28,11 +28,16 @@ pub fn setpriv_as(uid: u32) -> Command {
     setpriv
 }
 
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
 /// Whether this test can play another user (root, with `setpriv`); prints why not.
 pub fn can_play_another_user() -> bool {
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false);
+    let root = is_root();
     let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
     if !(root && setpriv) {
         println!(
