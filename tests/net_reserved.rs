@@ -190,7 +190,7 @@ const PER_WORKER: usize = 2000;
 /// Reservations each worker holds at once, each with its server bound.
 const HELD: usize = 3;
 /// Threads of each worker doing plain `bind(0)` + `listen`, as any other test would.
-const RACERS: usize = 2;
+const RACERS: usize = 1;
 const NAMESPACE: &str = "namespace";
 const WORKER: &str = "worker";
 const REQUIRE_NETNS: &str = "ISOFIX_REQUIRE_NETNS";
@@ -281,6 +281,9 @@ fn in_new_namespace(test: &str) -> Option<Vec<String>> {
     if !netns_available() {
         return None;
     }
+    // One namespace test at a time: each keeps both cores busy for a few seconds, and
+    // beside each other they take many times longer.
+    let _turn = isofix::SerialGuard::lock("isofix-tests-netns").unwrap();
     // Locks of their own, so that reservations of the host's port numbers by tests beside
     // this one do not count here.
     let locks = isofix::IsolatedDir::new().unwrap();
