@@ -227,6 +227,93 @@ fn released_holds_are_not_listed() {
     holder.finish().assert_success();
 }
 
+/// The holds of this process that the listing shows in `dir`.
+fn listed_here(dir: &Path) -> usize {
+    let listed = isofix::serial::holders(Some(dir)).unwrap();
+    let me = std::process::id();
+    listed
+        .iter()
+        .filter(|h| !h.is_waiting() && h.pid() == me)
+        .count()
+}
+
+/// The line a released shared hold left must not count while another one is held.
+#[test]
+fn a_released_shared_hold_is_not_listed_beside_one_still_held() {
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let group = unique("shared-release");
+    let shared = || {
+        SerialGuard::group(&group)
+            .shared()
+            .lock_dir(&dir)
+            .timeout(SAFETY)
+            .acquire()
+            .unwrap()
+    };
+    let (first, second) = (shared(), shared());
+    assert_eq!(listed_here(&dir), 2);
+    drop(first);
+    assert_eq!(listed_here(&dir), 1, "a released shared hold is listed");
+    drop(second);
+    assert_eq!(listed_here(&dir), 0);
+}
+
+/// A group held again on another record line than its last hold is listed once.
+#[test]
+fn a_group_held_again_on_another_line_is_listed_once() {
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let (a, b) = (unique("line-a"), unique("line-b"));
+    let held_a = take(&a, &dir).unwrap();
+    let held_b = take(&b, &dir).unwrap();
+    drop(held_a);
+    drop(held_b);
+    // `b`'s line is the first free one now, and `a`'s old line still names `a`.
+    let again = take(&a, &dir).unwrap();
+    assert_eq!(listed_here(&dir), 1, "a hold is listed twice");
+    drop(again);
+}
+
+/// A request that waits for a slot holds the group's lock file shared meanwhile: the line
+/// of its process's earlier hold must not name that process as a holder.
+#[test]
+fn a_timeout_for_a_slot_does_not_name_its_own_process() {
+    child_role();
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let (group, other) = (unique("slot-wait"), unique("slot-other"));
+    let one = |g: &str, timeout| {
+        SerialGuard::group(g)
+            .max_holders(1)
+            .lock_dir(&dir)
+            .timeout(timeout)
+            .acquire()
+    };
+    let earlier = one(&group, SAFETY).unwrap();
+    let between = take(&other, &dir).unwrap();
+    drop(earlier);
+    drop(between);
+    let env = [("ISOFIX_LOCK_DIR", dir.to_str().unwrap())];
+    let mut holder = spawn(
+        "a_timeout_for_a_slot_does_not_name_its_own_process",
+        &["hold", &group, "max1"],
+        &env,
+    );
+    let said = holder.read_marked();
+    let err = one(&group, Duration::from_millis(50)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    let msg = err.to_string();
+    let pid = said.strip_prefix("held ").unwrap();
+    assert!(msg.contains(&format!("pid {pid} (")), "{msg}");
+    let me = format!("pid {} (", std::process::id());
+    assert!(
+        !msg.contains(&me),
+        "names its own process as a holder: {msg}"
+    );
+    holder.finish().assert_success();
+}
+
 /// An age-based temp-file cleaner (systemd-tmpfiles, which cleans `/tmp` on many
 /// distributions) leaves a lock directory in use alone. The same old files in a directory
 /// nobody uses show that the cleaner would remove them.

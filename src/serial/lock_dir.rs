@@ -228,8 +228,9 @@ impl LockDir {
         })
     }
 
-    /// Writes `line` into this process's record file here (made on first use).
-    pub(crate) fn record(&self, line: &[u8]) -> io::Result<Record> {
+    /// Writes `line`, of the group `stem`, into this process's record file here (made on
+    /// first use).
+    pub(crate) fn record(&self, line: &[u8], stem: &str) -> io::Result<Record> {
         let mut table = lock(&self.table);
         let table = match &*table {
             Some(table) => Arc::clone(table),
@@ -237,7 +238,7 @@ impl LockDir {
                 table.get_or_insert(Arc::new(Table::create(&self.handle, &self.versioned)?)),
             ),
         };
-        Ok(table.put(line))
+        Ok(table.put(line, stem))
     }
 }
 

@@ -16,7 +16,9 @@
 //! `slot-<i>/<n>` of a group limited to `n`, `max-<n>` while waiting for one), the
 //! group's file stem, and the test's name, cut to fit; spaces pad the line to its `\n`.
 //! On Linux a release leaves its `H` line as it is, and readers drop the lines of holds
-//! that `/proc/locks` no longer shows (see [`drop_released`]).
+//! that `/proc/locks` no longer shows (see [`drop_released`]). Since `/proc/locks` tells
+//! processes apart, not holds, a process keeps at most one line per group reading as
+//! held beyond its live holds, and none while it holds or waits for that group.
 //!
 //! A process removes the files of dead processes when it creates its own, without waiting
 //! for anyone: a file is stale when it is lockable and not [empty and young](CREATING),
@@ -27,7 +29,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -56,8 +58,24 @@ pub(crate) enum State {
 pub(crate) struct Table {
     file: File,
     name: String,
-    /// Free line numbers, and the number of lines ever used.
-    lines: Mutex<(Vec<u64>, u64)>,
+    lines: Mutex<Lines>,
+}
+
+/// The lines of a record file: the free ones, and what each one is used for.
+#[derive(Debug, Default)]
+struct Lines {
+    free: Vec<u64>,
+    /// By line number: its use, and the stem of the group it was last written for.
+    each: Vec<(Use, String)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Use {
+    Free,
+    /// Free, but still reading as held: a release left it (see [`drop_released`]).
+    Left,
+    Waiting,
+    Held,
 }
 
 /// This process's id, asked once (`getpid(2)` is on every acquisition's path).
@@ -163,39 +181,40 @@ impl Table {
         Ok(Table {
             file,
             name,
-            lines: Mutex::new((Vec::new(), 0)),
+            lines: Mutex::new(Lines::default()),
         })
     }
 
-    /// Writes `line` ([`LINE`] bytes) into a free line, freed when the record drops.
-    pub(crate) fn put(self: Arc<Self>, line: &[u8]) -> Record {
+    /// Writes `line` ([`LINE`] bytes) for the group `stem` into a free line, freed when
+    /// the record drops.
+    pub(crate) fn put(self: Arc<Self>, line: &[u8], stem: &str) -> Record {
         let at = {
             let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
-            match lines.0.pop() {
+            let at = match lines.free.pop() {
                 Some(at) => at,
                 None => {
-                    lines.1 += 1;
-                    lines.1 - 1
+                    lines.each.push((Use::Free, String::new()));
+                    lines.each.len() as u64 - 1
                 }
-            }
+            };
+            let (usage, group) = &mut lines.each[at as usize];
+            *usage = Use::Waiting;
+            group.clear();
+            group.push_str(stem);
+            at
         };
-        let record = Record {
-            table: self,
-            at,
-            held: AtomicBool::new(false),
-        };
+        let record = Record { table: self, at };
         record.rewrite(line);
         record
     }
 }
 
 /// One line of this process's record file; marked free when dropped, except on Linux
-/// after a hold (see [`drop_released`]).
+/// after the process's last hold of the group (see [`drop_released`]).
 #[derive(Debug)]
 pub(crate) struct Record {
     table: Arc<Table>,
     at: u64,
-    held: AtomicBool,
 }
 
 impl Record {
@@ -203,8 +222,22 @@ impl Record {
     /// written (a full disk, a file size limit) leaves the record missing or stale, and
     /// never fails the lock.
     pub(crate) fn rewrite(&self, line: &[u8]) {
-        self.held
-            .store(line.first() == Some(&b'H'), Ordering::Relaxed);
+        let held = line.first() == Some(&b'H');
+        let mut lines = self
+            .table
+            .lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let at = self.at as usize;
+        // A line that a release of this group left reading as held would list this process
+        // as a holder twice, or while it waits (holding the lock file shared for a slot).
+        for i in 0..lines.each.len() {
+            if lines.each[i].0 == Use::Left && lines.each[i].1 == lines.each[at].1 {
+                let _ = write_at(&self.table.file, b"-", i as u64 * LINE as u64);
+                lines.each[i].0 = Use::Free;
+            }
+        }
+        lines.each[at].0 = if held { Use::Held } else { Use::Waiting };
         let _ = write_at(&self.table.file, line, self.at * LINE as u64);
     }
 
@@ -216,17 +249,29 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
-        // Information only: a failed write leaves a stale line, which its file's lock
-        // makes harmless once the process is gone.
-        if !(RELEASE_UNWRITTEN && self.held.load(Ordering::Relaxed)) {
-            let _ = write_at(&self.table.file, b"-", self.at * LINE as u64);
-        }
         let mut lines = self
             .table
             .lines
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        lines.0.push(self.at);
+        let at = self.at as usize;
+        let (usage, group) = &lines.each[at];
+        // Left as it is, the line of a hold reads as held while this process holds the
+        // group on another line (shared), and so lists that hold twice.
+        let alone = !lines
+            .each
+            .iter()
+            .enumerate()
+            .any(|(i, (u, g))| i != at && *u == Use::Held && g == group);
+        lines.each[at].0 = if RELEASE_UNWRITTEN && *usage == Use::Held && alone {
+            Use::Left
+        } else {
+            // Information only: a failed write leaves a stale line, which its file's lock
+            // makes harmless once the process is gone.
+            let _ = write_at(&self.table.file, b"-", self.at * LINE as u64);
+            Use::Free
+        };
+        lines.free.push(self.at);
     }
 }
 
