@@ -369,3 +369,56 @@ fn temp_file_cleaners_leave_a_lock_dir_in_use_alone() {
     );
     drop(guard);
 }
+
+/// A lock directory on an overlay whose layers lie on two filesystems: there `stat(2)`
+/// reports another device than `/proc/locks` for the same file, as on btrfs subvolumes.
+/// A hold must still be listed. Runs in a child in a mount namespace of its own, where it
+/// may mount (skipped where user and mount namespaces cannot be made, or overlays not
+/// mounted).
+#[cfg(target_os = "linux")]
+#[test]
+fn holds_are_listed_on_an_overlay_across_filesystems() {
+    const INSIDE: &str = "ISOFIX_TEST_OVERLAY_DIR";
+    let test = "holds_are_listed_on_an_overlay_across_filesystems";
+    if let Ok(dir) = std::env::var(INSIDE) {
+        let dir = Path::new(&dir).join("locks");
+        let _held = take(&unique("overlay"), &dir).unwrap();
+        assert_eq!(listed_here(&dir), 1, "a live hold is not listed");
+        return;
+    }
+    let scratch = IsolatedDir::new().unwrap();
+    let at = |name: &str| {
+        let path = scratch.path().join(name);
+        fs::create_dir(&path).unwrap();
+        path
+    };
+    let (lower, upper, work, merged) = (at("lower"), at("upper"), at("work"), at("merged"));
+    // The lower layer on a tmpfs of its own: never the upper layer's filesystem.
+    let script = "mount -t tmpfs none \"$1\" && mount -t overlay overlay \
+                  -o \"lowerdir=$1,upperdir=$2,workdir=$3\" \"$4\" || exit 77; \
+                  shift 4; exec \"$@\"";
+    let output = Command::new("unshare")
+        .args(["--map-root-user", "--mount", "sh", "-c", script, "sh"])
+        .args([&lower, &upper, &work, &merged])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(INSIDE, &merged)
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => {
+            println!("skipped: unshare(1) cannot run: {e}");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(0) => {}
+        Some(77) => println!("skipped: overlays cannot be mounted here: {text}"),
+        Some(1) if text.starts_with("unshare:") => {
+            println!("skipped: no user and mount namespace of our own here: {text}");
+        }
+        _ => panic!("{}: {text}", output.status),
+    }
+}

@@ -555,8 +555,8 @@ fn drop_released(dir: &DirHandle, found: &mut Vec<Holder>) {
     for h in found.iter().filter(|h| h.state == State::Held) {
         holders.entry(h.group.clone()).or_insert_with(|| {
             let file = dir.open_existing(&format!("{}.lock", h.group)).ok()?;
-            let (dev, ino) = sys::file_identity(&file.metadata().ok()?);
-            let held = locks.iter().filter(|l| (l.1, l.2) == (dev, ino));
+            let (_, ino) = sys::file_identity(&file.metadata().ok()?);
+            let held = locks.iter().filter(|l| l.1 == ino);
             Some(held.map(|l| l.0).collect())
         });
     }
