@@ -116,6 +116,41 @@ fn a_lock_file_removed_alone_is_opened_afresh() {
     holder.finish().assert_success();
 }
 
+/// The same for the slot files of a limited group: a slot file removed alone while this
+/// process kept it open must not let this process in beside the holder of the new one.
+#[test]
+fn a_slot_file_removed_alone_is_opened_afresh() {
+    child_role();
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let group = unique("slot-removed");
+    let one = |timeout| {
+        SerialGuard::group(&group)
+            .max_holders(1)
+            .lock_dir(&dir)
+            .timeout(timeout)
+            .acquire()
+    };
+    drop(one(SAFETY).unwrap());
+    let slots: Vec<_> = fs::read_dir(dir.join("v1"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slot0"))
+        .collect();
+    assert_eq!(slots.len(), 1, "{slots:?}");
+    fs::remove_file(&slots[0]).unwrap();
+    let env = [("ISOFIX_LOCK_DIR", dir.to_str().unwrap())];
+    let mut holder = spawn(
+        "a_slot_file_removed_alone_is_opened_afresh",
+        &["hold", &group, "max1"],
+        &env,
+    );
+    holder.read_marked();
+    let err = one(Duration::ZERO).map(drop).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    holder.finish().assert_success();
+}
+
 #[test]
 fn removal_between_two_processes_is_refused() {
     child_role();

@@ -8,7 +8,7 @@
 //!
 //! Handles are kept in a small cache ([`CACHE_MAX`] directories, 2 descriptors each: the
 //! handle and this process's record file); a directory in use by a held guard stays open
-//! until the guard drops. A request checks the lock file it locked (see
+//! until the guard drops. A request checks each file it locked (see
 //! [`LockFile::is_unlinked`]): one removed with the directory fails the request, one removed
 //! alone is opened afresh. Each process also remembers the identity of every lock directory
 //! it used, and refuses another directory at that path when it opens the path again:
