@@ -457,3 +457,46 @@ fn holds_are_listed_on_an_overlay_across_filesystems() {
         _ => panic!("{}: {text}", output.status),
     }
 }
+
+/// A process in a pid namespace of its own (a container sharing `/tmp`) sees no lock of
+/// the processes outside in `/proc/locks`: their holds must still be listed, not taken for
+/// released. Skipped where user and pid namespaces cannot be made.
+#[cfg(target_os = "linux")]
+#[test]
+fn holds_outside_the_pid_namespace_are_listed() {
+    const INSIDE: &str = "ISOFIX_TEST_LIST_DIR";
+    let test = "holds_outside_the_pid_namespace_are_listed";
+    if let Ok(dir) = std::env::var(INSIDE) {
+        let listed = isofix::serial::holders(Some(Path::new(&dir))).unwrap();
+        assert!(
+            listed.iter().any(|h| !h.is_waiting()),
+            "a live hold outside is not listed: {listed:?}"
+        );
+        return;
+    }
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let _held = take(&unique("outside"), &dir).unwrap();
+    let output = Command::new("unshare")
+        .args(["--map-root-user", "--pid", "--fork", "--mount-proc"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(INSIDE, &dir)
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => {
+            println!("skipped: unshare(1) cannot run: {e}");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(0) => {}
+        Some(1) if text.starts_with("unshare:") => {
+            println!("skipped: no user and pid namespace of our own here: {text}");
+        }
+        _ => panic!("{}: {text}", output.status),
+    }
+}

@@ -512,12 +512,16 @@ pub(crate) fn read(dir: &DirHandle, shown: &Path, group: Option<&str>) -> io::Re
         other => other?,
     };
     let mut found = Vec::new();
+    let mut inodes = Vec::new();
     for name in holders.entry_names()? {
         let Some(mut file) = open_record(&holders, &name) else {
             continue;
         };
         if file_lock::try_lock(&file, LockMode::Shared)? {
             continue;
+        }
+        if let Ok(meta) = file.metadata() {
+            inodes.push((name.clone(), sys::file_identity(&meta).1));
         }
         let mut bytes = Vec::new();
         if file.read_to_end(&mut bytes).is_err() {
@@ -534,7 +538,7 @@ pub(crate) fn read(dir: &DirHandle, shown: &Path, group: Option<&str>) -> io::Re
                 }),
         );
     }
-    drop_released(dir, &mut found);
+    drop_released(dir, &inodes, &mut found);
     Ok(found)
 }
 
@@ -543,40 +547,41 @@ pub(crate) fn read(dir: &DirHandle, shown: &Path, group: Option<&str>) -> io::Re
 const RELEASE_UNWRITTEN: bool = cfg!(target_os = "linux");
 
 /// Drops the held records whose process no longer holds the group's lock file, by
-/// `/proc/locks`. Where that cannot be read, or none of a group's holders' pids is seen
-/// there (a holder in another pid namespace, sharing `/tmp`), they are all kept.
+/// `/proc/locks`. A record file is locked by its process for as long as it lives, so
+/// `/proc/locks` names that process as this one sees it (a holder in a child pid
+/// namespace has another pid here), or leaves it out (one outside this pid namespace, as
+/// a container sharing `/tmp` sees the host): its lines are then all kept, as they are
+/// where `/proc/locks` cannot be read. `inodes` are the record files' inode numbers, by
+/// name (devices are left out, see [`sys::flock_holders`]).
 #[cfg(target_os = "linux")]
-fn drop_released(dir: &DirHandle, found: &mut Vec<Holder>) {
-    use std::collections::{HashMap, HashSet};
+fn drop_released(dir: &DirHandle, inodes: &[(String, u64)], found: &mut Vec<Holder>) {
+    use std::collections::HashMap;
     let Some(locks) = sys::flock_holders() else {
         return;
     };
-    let mut holders: HashMap<String, Option<Vec<u32>>> = HashMap::new();
-    for h in found.iter().filter(|h| h.state == State::Held) {
-        holders.entry(h.group.clone()).or_insert_with(|| {
-            let file = dir.open_existing(&format!("{}.lock", h.group)).ok()?;
-            let (_, ino) = sys::file_identity(&file.metadata().ok()?);
-            let held = locks.iter().filter(|l| l.1 == ino);
-            Some(held.map(|l| l.0).collect())
-        });
-    }
-    let seen = |h: &Holder| match &holders[&h.group] {
-        Some(pids) => pids.contains(&h.pid),
-        None => true,
-    };
-    let verified: HashSet<String> = found
-        .iter()
-        .filter(|h| h.state == State::Held && seen(h))
-        .map(|h| h.group.clone())
-        .collect();
+    let pid_of = |ino: u64| locks.iter().find(|l| l.1 == ino).map(|l| l.0);
+    let mut lock_files: HashMap<String, Option<u64>> = HashMap::new();
     found.retain(|h| {
-        let unheld = matches!(&holders.get(&h.group), Some(Some(pids)) if pids.is_empty());
-        h.state == State::Waiting || seen(h) || (!unheld && !verified.contains(&h.group))
+        if h.state == State::Waiting {
+            return true;
+        }
+        let record = inodes.iter().find(|(name, _)| *name == h.file);
+        let Some(pid) = record.and_then(|(_, ino)| pid_of(*ino)) else {
+            return true;
+        };
+        let lock_file = lock_files.entry(h.group.clone()).or_insert_with(|| {
+            let file = dir.open_existing(&format!("{}.lock", h.group)).ok()?;
+            Some(sys::file_identity(&file.metadata().ok()?).1)
+        });
+        match lock_file {
+            Some(ino) => locks.contains(&(pid, *ino)),
+            None => true,
+        }
     });
 }
 
 #[cfg(not(target_os = "linux"))]
-fn drop_released(_dir: &DirHandle, _found: &mut [Holder]) {}
+fn drop_released(_dir: &DirHandle, _inodes: &[(String, u64)], _found: &mut [Holder]) {}
 
 #[cfg(test)]
 mod tests {
