@@ -500,3 +500,49 @@ fn holds_outside_the_pid_namespace_are_listed() {
         _ => panic!("{}: {text}", output.status),
     }
 }
+
+/// A holder in a pid namespace of its own (a container sharing `/tmp`) records the pid it
+/// sees, which means another process here: its hold is still listed, under that pid.
+/// Skipped where user and pid namespaces cannot be made.
+#[cfg(target_os = "linux")]
+#[test]
+fn holds_inside_a_child_pid_namespace_are_listed() {
+    child_role();
+    let test = "holds_inside_a_child_pid_namespace_are_listed";
+    if Command::new("unshare")
+        .args(["--map-root-user", "--pid", "--fork", "true"])
+        .status()
+        .map_or(true, |s| !s.success())
+    {
+        println!("skipped: no user and pid namespace of our own here");
+        return;
+    }
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let group = unique("inside");
+    let inner = serial_support::command(test, &["hold", &group, "ex"]);
+    let mut command = Command::new("unshare");
+    command
+        .args(["--map-root-user", "--pid", "--fork", "--mount-proc"])
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    command.env("ISOFIX_LOCK_DIR", &dir);
+    command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut holder = serial_support::Child::spawn(&mut command);
+    let said = holder.read_marked();
+    let pid: u32 = said.strip_prefix("held ").unwrap().parse().unwrap();
+    let listed = isofix::serial::holders(Some(&dir)).unwrap();
+    assert!(
+        listed.iter().any(|h| !h.is_waiting() && h.pid() == pid),
+        "the hold of pid {pid} (in its namespace) is not listed: {listed:?}"
+    );
+    holder.finish().assert_success();
+}
