@@ -546,3 +546,29 @@ fn holds_inside_a_child_pid_namespace_are_listed() {
     );
     holder.finish().assert_success();
 }
+
+/// `/proc/locks` read while other files are locked and unlocked misses some of its
+/// entries (it is read in pieces): a live hold must be listed all the same, every time.
+#[test]
+fn holds_are_listed_while_other_locks_come_and_go() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let scratch = IsolatedDir::new().unwrap();
+    let (dir, busy) = (scratch.path().join("locks"), scratch.path().join("busy"));
+    let _held = take(&unique("listed-busy"), &dir).unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let (busy, stop) = (&busy, &stop);
+            s.spawn(move || {
+                let groups: Vec<String> = (0..40).map(|i| format!("busy-{t}-{i}")).collect();
+                while !stop.load(Ordering::Relaxed) {
+                    let held: Vec<_> = groups.iter().map(|g| take(g, busy).unwrap()).collect();
+                    drop(held);
+                }
+            });
+        }
+        let missed = (0..1000).filter(|_| listed_here(&dir) != 1).count();
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(missed, 0, "a live hold was missing from some listings");
+    });
+}

@@ -561,6 +561,7 @@ fn drop_released(dir: &DirHandle, inodes: &[(String, u64)], found: &mut Vec<Hold
     };
     let pid_of = |ino: u64| locks.iter().find(|l| l.1 == ino).map(|l| l.0);
     let mut lock_files: HashMap<String, Option<u64>> = HashMap::new();
+    let mut confirmed: HashMap<u32, Option<Vec<u64>>> = HashMap::new();
     found.retain(|h| {
         if h.state == State::Waiting {
             return true;
@@ -573,10 +574,17 @@ fn drop_released(dir: &DirHandle, inodes: &[(String, u64)], found: &mut Vec<Hold
             let file = dir.open_existing(&format!("{}.lock", h.group)).ok()?;
             Some(sys::file_identity(&file.metadata().ok()?).1)
         });
-        match lock_file {
-            Some(ino) => locks.contains(&(pid, *ino)),
-            None => true,
-        }
+        let Some(ino) = *lock_file else {
+            return true;
+        };
+        // A hold `/proc/locks` does not show may have been missed: its process's own
+        // descriptors settle it.
+        locks.contains(&(pid, ino))
+            || confirmed
+                .entry(pid)
+                .or_insert_with(|| sys::flocked_inodes(pid))
+                .as_ref()
+                .map_or(true, |inodes| inodes.contains(&ino))
     });
 }
 

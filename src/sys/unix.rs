@@ -162,6 +162,29 @@ pub(crate) fn flock_holders() -> Option<Vec<(u32, u64)>> {
     Some(text.lines().filter_map(parse).collect())
 }
 
+/// The inodes of the files that the process `pid` holds `flock(2)` locks on, from the
+/// `lock:` lines of `/proc/<pid>/fdinfo/*`; `None` if its descriptors cannot be listed.
+/// Each descriptor's lines are read at once, unlike `/proc/locks`, whose reads in pieces
+/// miss entries that move while other processes lock and unlock files.
+#[cfg(target_os = "linux")]
+pub(crate) fn flocked_inodes(pid: u32) -> Option<Vec<u64>> {
+    let fdinfo = Path::new("/proc").join(pid.to_string()).join("fdinfo");
+    let mut inodes = Vec::new();
+    for entry in std::fs::read_dir(fdinfo).ok()?.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        // `lock:\t1: FLOCK  ADVISORY  WRITE 4242 fd:01:5678 0 EOF`
+        inodes.extend(text.lines().filter_map(|line| {
+            let fields: Vec<&str> = line.strip_prefix("lock:")?.split_whitespace().collect();
+            let (kind, file) = (*fields.get(1)?, *fields.get(5)?);
+            let inode = file.rsplit(':').next()?.parse::<u64>().ok()?;
+            (kind == "FLOCK").then_some(inode)
+        }));
+    }
+    Some(inodes)
+}
+
 /// Whether the open `file` no longer has a name (`fstat(2)` link count 0): it, or the
 /// directory it was in, was removed.
 pub(crate) fn is_unlinked(file: &File) -> io::Result<bool> {
