@@ -548,13 +548,16 @@ fn holds_inside_a_child_pid_namespace_are_listed() {
 }
 
 /// `/proc/locks` read while other files are locked and unlocked misses some of its
-/// entries (it is read in pieces): a live hold must be listed all the same, every time.
+/// entries (it is read in pieces): a live hold must be listed all the same, every time,
+/// and a released one never.
 #[test]
 fn holds_are_listed_while_other_locks_come_and_go() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let scratch = IsolatedDir::new().unwrap();
     let (dir, busy) = (scratch.path().join("locks"), scratch.path().join("busy"));
     let _held = take(&unique("listed-busy"), &dir).unwrap();
+    // And a released hold must never be listed.
+    drop(take(&unique("released-busy"), &dir).unwrap());
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         for t in 0..2 {
@@ -569,6 +572,9 @@ fn holds_are_listed_while_other_locks_come_and_go() {
         }
         let missed = (0..1000).filter(|_| listed_here(&dir) != 1).count();
         stop.store(true, Ordering::Relaxed);
-        assert_eq!(missed, 0, "a live hold was missing from some listings");
+        assert_eq!(
+            missed, 0,
+            "some listings missed the live hold or showed the released one"
+        );
     });
 }

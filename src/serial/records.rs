@@ -559,32 +559,36 @@ fn drop_released(dir: &DirHandle, inodes: &[(String, u64)], found: &mut Vec<Hold
     let Some(locks) = sys::flock_holders() else {
         return;
     };
-    let pid_of = |ino: u64| locks.iter().find(|l| l.1 == ino).map(|l| l.0);
     let mut lock_files: HashMap<String, Option<u64>> = HashMap::new();
-    let mut confirmed: HashMap<u32, Option<Vec<u64>>> = HashMap::new();
+    // `/proc/locks` is read in pieces and misses entries while other locks come and go:
+    // what it does not show is looked for in the process's own descriptors.
+    let mut fdinfo: HashMap<u32, Option<Vec<u64>>> = HashMap::new();
+    // (`unknown` where neither can tell.)
+    let mut holds = |pid: u32, ino: u64, unknown: bool| {
+        locks.contains(&(pid, ino))
+            || fdinfo
+                .entry(pid)
+                .or_insert_with(|| sys::flocked_inodes(pid))
+                .as_ref()
+                .map_or(unknown, |inodes| inodes.contains(&ino))
+    };
     found.retain(|h| {
         if h.state == State::Waiting {
             return true;
         }
-        let record = inodes.iter().find(|(name, _)| *name == h.file);
-        let Some(pid) = record.and_then(|(_, ino)| pid_of(*ino)) else {
+        let Some(&(_, record)) = inodes.iter().find(|(name, _)| *name == h.file) else {
+            return true;
+        };
+        // The process that locks the record file, as this one sees it.
+        let shown = locks.iter().find(|l| l.1 == record).map(|l| l.0);
+        let Some(pid) = shown.or_else(|| holds(h.pid, record, false).then_some(h.pid)) else {
             return true;
         };
         let lock_file = lock_files.entry(h.group.clone()).or_insert_with(|| {
             let file = dir.open_existing(&format!("{}.lock", h.group)).ok()?;
             Some(sys::file_identity(&file.metadata().ok()?).1)
         });
-        let Some(ino) = *lock_file else {
-            return true;
-        };
-        // A hold `/proc/locks` does not show may have been missed: its process's own
-        // descriptors settle it.
-        locks.contains(&(pid, ino))
-            || confirmed
-                .entry(pid)
-                .or_insert_with(|| sys::flocked_inodes(pid))
-                .as_ref()
-                .map_or(true, |inodes| inodes.contains(&ino))
+        lock_file.map_or(true, |ino| holds(pid, ino, true))
     });
 }
 
