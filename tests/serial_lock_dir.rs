@@ -116,6 +116,41 @@ fn a_lock_file_removed_alone_is_opened_afresh() {
     holder.finish().assert_success();
 }
 
+/// The same for the slot files of a limited group: a slot file removed alone while this
+/// process kept it open must not let this process in beside the holder of the new one.
+#[test]
+fn a_slot_file_removed_alone_is_opened_afresh() {
+    child_role();
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let group = unique("slot-removed");
+    let one = |timeout| {
+        SerialGuard::group(&group)
+            .max_holders(1)
+            .lock_dir(&dir)
+            .timeout(timeout)
+            .acquire()
+    };
+    drop(one(SAFETY).unwrap());
+    let slots: Vec<_> = fs::read_dir(dir.join("v1"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slot0"))
+        .collect();
+    assert_eq!(slots.len(), 1, "{slots:?}");
+    fs::remove_file(&slots[0]).unwrap();
+    let env = [("ISOFIX_LOCK_DIR", dir.to_str().unwrap())];
+    let mut holder = spawn(
+        "a_slot_file_removed_alone_is_opened_afresh",
+        &["hold", &group, "max1"],
+        &env,
+    );
+    holder.read_marked();
+    let err = one(Duration::ZERO).map(drop).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    holder.finish().assert_success();
+}
+
 #[test]
 fn removal_between_two_processes_is_refused() {
     child_role();
@@ -227,6 +262,93 @@ fn released_holds_are_not_listed() {
     holder.finish().assert_success();
 }
 
+/// The holds of this process that the listing shows in `dir`.
+fn listed_here(dir: &Path) -> usize {
+    let listed = isofix::serial::holders(Some(dir)).unwrap();
+    let me = std::process::id();
+    listed
+        .iter()
+        .filter(|h| !h.is_waiting() && h.pid() == me)
+        .count()
+}
+
+/// The line a released shared hold left must not count while another one is held.
+#[test]
+fn a_released_shared_hold_is_not_listed_beside_one_still_held() {
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let group = unique("shared-release");
+    let shared = || {
+        SerialGuard::group(&group)
+            .shared()
+            .lock_dir(&dir)
+            .timeout(SAFETY)
+            .acquire()
+            .unwrap()
+    };
+    let (first, second) = (shared(), shared());
+    assert_eq!(listed_here(&dir), 2);
+    drop(first);
+    assert_eq!(listed_here(&dir), 1, "a released shared hold is listed");
+    drop(second);
+    assert_eq!(listed_here(&dir), 0);
+}
+
+/// A group held again on another record line than its last hold is listed once.
+#[test]
+fn a_group_held_again_on_another_line_is_listed_once() {
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let (a, b) = (unique("line-a"), unique("line-b"));
+    let held_a = take(&a, &dir).unwrap();
+    let held_b = take(&b, &dir).unwrap();
+    drop(held_a);
+    drop(held_b);
+    // `b`'s line is the first free one now, and `a`'s old line still names `a`.
+    let again = take(&a, &dir).unwrap();
+    assert_eq!(listed_here(&dir), 1, "a hold is listed twice");
+    drop(again);
+}
+
+/// A request that waits for a slot holds the group's lock file shared meanwhile: the line
+/// of its process's earlier hold must not name that process as a holder.
+#[test]
+fn a_timeout_for_a_slot_does_not_name_its_own_process() {
+    child_role();
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let (group, other) = (unique("slot-wait"), unique("slot-other"));
+    let one = |g: &str, timeout| {
+        SerialGuard::group(g)
+            .max_holders(1)
+            .lock_dir(&dir)
+            .timeout(timeout)
+            .acquire()
+    };
+    let earlier = one(&group, SAFETY).unwrap();
+    let between = take(&other, &dir).unwrap();
+    drop(earlier);
+    drop(between);
+    let env = [("ISOFIX_LOCK_DIR", dir.to_str().unwrap())];
+    let mut holder = spawn(
+        "a_timeout_for_a_slot_does_not_name_its_own_process",
+        &["hold", &group, "max1"],
+        &env,
+    );
+    let said = holder.read_marked();
+    let err = one(&group, Duration::from_millis(50)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    let msg = err.to_string();
+    let pid = said.strip_prefix("held ").unwrap();
+    assert!(msg.contains(&format!("pid {pid} (")), "{msg}");
+    let me = format!("pid {} (", std::process::id());
+    assert!(
+        !msg.contains(&me),
+        "names its own process as a holder: {msg}"
+    );
+    holder.finish().assert_success();
+}
+
 /// An age-based temp-file cleaner (systemd-tmpfiles, which cleans `/tmp` on many
 /// distributions) leaves a lock directory in use alone. The same old files in a directory
 /// nobody uses show that the cleaner would remove them.
@@ -281,4 +403,178 @@ fn temp_file_cleaners_leave_a_lock_dir_in_use_alone() {
         "the cleaner removed lock files in use, or none at all"
     );
     drop(guard);
+}
+
+/// A lock directory on an overlay whose layers lie on two filesystems: there `stat(2)`
+/// reports another device than `/proc/locks` for the same file, as on btrfs subvolumes.
+/// A hold must still be listed. Runs in a child in a mount namespace of its own, where it
+/// may mount (skipped where user and mount namespaces cannot be made, or overlays not
+/// mounted).
+#[cfg(target_os = "linux")]
+#[test]
+fn holds_are_listed_on_an_overlay_across_filesystems() {
+    const INSIDE: &str = "ISOFIX_TEST_OVERLAY_DIR";
+    let test = "holds_are_listed_on_an_overlay_across_filesystems";
+    if let Ok(dir) = std::env::var(INSIDE) {
+        let dir = Path::new(&dir).join("locks");
+        let _held = take(&unique("overlay"), &dir).unwrap();
+        assert_eq!(listed_here(&dir), 1, "a live hold is not listed");
+        return;
+    }
+    let scratch = IsolatedDir::new().unwrap();
+    let at = |name: &str| {
+        let path = scratch.path().join(name);
+        fs::create_dir(&path).unwrap();
+        path
+    };
+    let (lower, upper, work, merged) = (at("lower"), at("upper"), at("work"), at("merged"));
+    // The lower layer on a tmpfs of its own: never the upper layer's filesystem.
+    let script = "mount -t tmpfs none \"$1\" && mount -t overlay overlay \
+                  -o \"lowerdir=$1,upperdir=$2,workdir=$3\" \"$4\" || exit 77; \
+                  shift 4; exec \"$@\"";
+    let output = Command::new("unshare")
+        .args(["--map-root-user", "--mount", "sh", "-c", script, "sh"])
+        .args([&lower, &upper, &work, &merged])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(INSIDE, &merged)
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => {
+            println!("skipped: unshare(1) cannot run: {e}");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(0) => {}
+        Some(77) => println!("skipped: overlays cannot be mounted here: {text}"),
+        Some(1) if text.starts_with("unshare:") => {
+            println!("skipped: no user and mount namespace of our own here: {text}");
+        }
+        _ => panic!("{}: {text}", output.status),
+    }
+}
+
+/// A process in a pid namespace of its own (a container sharing `/tmp`) sees no lock of
+/// the processes outside in `/proc/locks`: their holds must still be listed, not taken for
+/// released. Skipped where user and pid namespaces cannot be made.
+#[cfg(target_os = "linux")]
+#[test]
+fn holds_outside_the_pid_namespace_are_listed() {
+    const INSIDE: &str = "ISOFIX_TEST_LIST_DIR";
+    let test = "holds_outside_the_pid_namespace_are_listed";
+    if let Ok(dir) = std::env::var(INSIDE) {
+        let listed = isofix::serial::holders(Some(Path::new(&dir))).unwrap();
+        assert!(
+            listed.iter().any(|h| !h.is_waiting()),
+            "a live hold outside is not listed: {listed:?}"
+        );
+        return;
+    }
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let _held = take(&unique("outside"), &dir).unwrap();
+    let output = Command::new("unshare")
+        .args(["--map-root-user", "--pid", "--fork", "--mount-proc"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(INSIDE, &dir)
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => {
+            println!("skipped: unshare(1) cannot run: {e}");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(0) => {}
+        Some(1) if text.starts_with("unshare:") => {
+            println!("skipped: no user and pid namespace of our own here: {text}");
+        }
+        _ => panic!("{}: {text}", output.status),
+    }
+}
+
+/// A holder in a pid namespace of its own (a container sharing `/tmp`) records the pid it
+/// sees, which means another process here: its hold is still listed, under that pid.
+/// Skipped where user and pid namespaces cannot be made.
+#[cfg(target_os = "linux")]
+#[test]
+fn holds_inside_a_child_pid_namespace_are_listed() {
+    child_role();
+    let test = "holds_inside_a_child_pid_namespace_are_listed";
+    if Command::new("unshare")
+        .args(["--map-root-user", "--pid", "--fork", "true"])
+        .status()
+        .map_or(true, |s| !s.success())
+    {
+        println!("skipped: no user and pid namespace of our own here");
+        return;
+    }
+    let scratch = IsolatedDir::new().unwrap();
+    let dir = scratch.path().join("locks");
+    let group = unique("inside");
+    let inner = serial_support::command(test, &["hold", &group, "ex"]);
+    let mut command = Command::new("unshare");
+    command
+        .args(["--map-root-user", "--pid", "--fork", "--mount-proc"])
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    command.env("ISOFIX_LOCK_DIR", &dir);
+    command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut holder = serial_support::Child::spawn(&mut command);
+    let said = holder.read_marked();
+    let pid: u32 = said.strip_prefix("held ").unwrap().parse().unwrap();
+    let listed = isofix::serial::holders(Some(&dir)).unwrap();
+    assert!(
+        listed.iter().any(|h| !h.is_waiting() && h.pid() == pid),
+        "the hold of pid {pid} (in its namespace) is not listed: {listed:?}"
+    );
+    holder.finish().assert_success();
+}
+
+/// `/proc/locks` read while other files are locked and unlocked misses some of its
+/// entries (it is read in pieces): a live hold must be listed all the same, every time,
+/// and a released one never.
+#[test]
+fn holds_are_listed_while_other_locks_come_and_go() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let scratch = IsolatedDir::new().unwrap();
+    let (dir, busy) = (scratch.path().join("locks"), scratch.path().join("busy"));
+    let _held = take(&unique("listed-busy"), &dir).unwrap();
+    // And a released hold must never be listed.
+    drop(take(&unique("released-busy"), &dir).unwrap());
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let (busy, stop) = (&busy, &stop);
+            s.spawn(move || {
+                let groups: Vec<String> = (0..40).map(|i| format!("busy-{t}-{i}")).collect();
+                while !stop.load(Ordering::Relaxed) {
+                    let held: Vec<_> = groups.iter().map(|g| take(g, busy).unwrap()).collect();
+                    drop(held);
+                }
+            });
+        }
+        let missed = (0..500).filter(|_| listed_here(&dir) != 1).count();
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(
+            missed, 0,
+            "some listings missed the live hold or showed the released one"
+        );
+    });
 }

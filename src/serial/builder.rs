@@ -441,13 +441,13 @@ impl Plan {
         let test = self.test.as_deref();
         if let Some(locks) = attempt.step(&self.dir, stem).map_err(failed)? {
             let line = records::line(State::Held, &self.mode.record(locks.slot_index), stem, test);
-            let own = Arc::new(self.dir.record(&line).map_err(failed)?);
+            let own = Arc::new(self.dir.record(&line, stem).map_err(failed)?);
             let (name, stem) = (name.to_owned(), stem.to_owned());
             let dir = Arc::clone(&self.dir);
             return Ok(Ok(Held::new(dir, name, stem, self.mode, locks, own)));
         }
         let line = records::line(State::Waiting, &self.mode.record(None), stem, test);
-        let own = Arc::new(self.dir.record(&line).map_err(failed)?);
+        let own = Arc::new(self.dir.record(&line, stem).map_err(failed)?);
         let req = Request {
             dir: Arc::clone(&self.dir),
             name: name.to_owned(),

@@ -8,7 +8,7 @@
 //!
 //! Handles are kept in a small cache ([`CACHE_MAX`] directories, 2 descriptors each: the
 //! handle and this process's record file); a directory in use by a held guard stays open
-//! until the guard drops. A request checks the lock file it locked (see
+//! until the guard drops. A request checks each file it locked (see
 //! [`LockFile::is_unlinked`]): one removed with the directory fails the request, one removed
 //! alone is opened afresh. Each process also remembers the identity of every lock directory
 //! it used, and refuses another directory at that path when it opens the path again:
@@ -228,8 +228,9 @@ impl LockDir {
         })
     }
 
-    /// Writes `line` into this process's record file here (made on first use).
-    pub(crate) fn record(&self, line: &[u8]) -> io::Result<Record> {
+    /// Writes `line`, of the group `stem`, into this process's record file here (made on
+    /// first use).
+    pub(crate) fn record(&self, line: &[u8], stem: &str) -> io::Result<Record> {
         let mut table = lock(&self.table);
         let table = match &*table {
             Some(table) => Arc::clone(table),
@@ -237,7 +238,7 @@ impl LockDir {
                 table.get_or_insert(Arc::new(Table::create(&self.handle, &self.versioned)?)),
             ),
         };
-        Ok(table.put(line))
+        Ok(table.put(line, stem))
     }
 }
 

@@ -97,6 +97,36 @@ fn open(dir: &Arc<LockDir>, stem: &str, ext: &str) -> io::Result<LockFile> {
     dir.open_file(format!("{stem}.{ext}"))
 }
 
+/// Locks `<stem>.<ext>` in `mode`, blocking if `block`; `None` if it is busy. A file
+/// removed while this process had it open (with the lock directory, or alone by a
+/// temp-file cleaner) excludes nobody who opens the name afresh: it is opened again.
+fn lock_named(
+    dir: &Arc<LockDir>,
+    stem: &str,
+    ext: &str,
+    mode: LockMode,
+    block: bool,
+) -> io::Result<Option<LockFile>> {
+    for _ in 0..3 {
+        let mut file = open(dir, stem, ext)?;
+        if !file.lock(mode, block)? {
+            return Ok(None);
+        }
+        if !file.is_unlinked()? {
+            return Ok(Some(file));
+        }
+        dir.still_there()?;
+    }
+    Err(error(
+        io::ErrorKind::Other,
+        format_args!(
+            "lock {stem}.{ext} in lock directory {}: removed each time this process opened it",
+            dir.path().display()
+        ),
+        "find what deletes files in the lock directory, and stop it",
+    ))
+}
+
 impl Attempt {
     /// A request in `mode`; `skip_gate` when this process holds the group shared already.
     pub(crate) fn new(mode: Mode, skip_gate: bool) -> Self {
@@ -136,44 +166,25 @@ impl Attempt {
         block: bool,
     ) -> io::Result<Option<Locks>> {
         if self.queued && !self.skip_gate && self.gate.is_none() {
-            let mut gate = open(dir, stem, "gate")?;
-            if !gate.lock(LockMode::Exclusive, block)? {
-                return Ok(None);
+            match lock_named(dir, stem, "gate", LockMode::Exclusive, block)? {
+                Some(gate) => self.gate = Some(gate),
+                None => return Ok(None),
             }
-            self.gate = Some(gate);
         }
-        // A lock file removed while this process had it open (with the lock directory, or
-        // alone by a temp-file cleaner) excludes nobody who opens the name afresh.
-        let mut tries = 0;
-        while self.main.is_none() {
-            let mut main = open(dir, stem, "lock")?;
-            if !main.lock(self.mode.main_lock(), block)? {
-                self.queued = true;
-                return Ok(None);
-            }
-            if !main.is_unlinked()? {
-                self.main = Some(main);
-            } else {
-                dir.still_there()?;
-                tries += 1;
-                if tries == 3 {
-                    return Err(error(
-                        io::ErrorKind::Other,
-                        format_args!(
-                            "lock {stem}.lock in lock directory {}: removed each time this \
-                             process opened it",
-                            dir.path().display()
-                        ),
-                        "find what deletes files in the lock directory, and stop it",
-                    ));
+        if self.main.is_none() {
+            match lock_named(dir, stem, "lock", self.mode.main_lock(), block)? {
+                Some(main) => self.main = Some(main),
+                None => {
+                    self.queued = true;
+                    return Ok(None);
                 }
             }
         }
         let mut slot = None;
         if let Mode::Limited(n) = self.mode {
             for i in 0..n {
-                let mut file = open(dir, stem, &format!("slot{i}"))?;
-                if file.lock(LockMode::Exclusive, false)? {
+                let name = format!("slot{i}");
+                if let Some(file) = lock_named(dir, stem, &name, LockMode::Exclusive, false)? {
                     slot = Some((i, file));
                     break;
                 }

@@ -16,7 +16,9 @@
 //! `slot-<i>/<n>` of a group limited to `n`, `max-<n>` while waiting for one), the
 //! group's file stem, and the test's name, cut to fit; spaces pad the line to its `\n`.
 //! On Linux a release leaves its `H` line as it is, and readers drop the lines of holds
-//! that `/proc/locks` no longer shows (see [`drop_released`]).
+//! that `/proc/locks` no longer shows (see [`drop_released`]). Since `/proc/locks` tells
+//! processes apart, not holds, a process keeps at most one line per group reading as
+//! held beyond its live holds, and none while it holds or waits for that group.
 //!
 //! A process removes the files of dead processes when it creates its own, without waiting
 //! for anyone: a file is stale when it is lockable and not [empty and young](CREATING),
@@ -27,7 +29,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -56,8 +58,24 @@ pub(crate) enum State {
 pub(crate) struct Table {
     file: File,
     name: String,
-    /// Free line numbers, and the number of lines ever used.
-    lines: Mutex<(Vec<u64>, u64)>,
+    lines: Mutex<Lines>,
+}
+
+/// The lines of a record file: the free ones, and what each one is used for.
+#[derive(Debug, Default)]
+struct Lines {
+    free: Vec<u64>,
+    /// By line number: its use, and the stem of the group it was last written for.
+    each: Vec<(Use, String)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Use {
+    Free,
+    /// Free, but still reading as held: a release left it (see [`drop_released`]).
+    Left,
+    Waiting,
+    Held,
 }
 
 /// This process's id, asked once (`getpid(2)` is on every acquisition's path).
@@ -163,39 +181,40 @@ impl Table {
         Ok(Table {
             file,
             name,
-            lines: Mutex::new((Vec::new(), 0)),
+            lines: Mutex::new(Lines::default()),
         })
     }
 
-    /// Writes `line` ([`LINE`] bytes) into a free line, freed when the record drops.
-    pub(crate) fn put(self: Arc<Self>, line: &[u8]) -> Record {
+    /// Writes `line` ([`LINE`] bytes) for the group `stem` into a free line, freed when
+    /// the record drops.
+    pub(crate) fn put(self: Arc<Self>, line: &[u8], stem: &str) -> Record {
         let at = {
             let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
-            match lines.0.pop() {
+            let at = match lines.free.pop() {
                 Some(at) => at,
                 None => {
-                    lines.1 += 1;
-                    lines.1 - 1
+                    lines.each.push((Use::Free, String::new()));
+                    lines.each.len() as u64 - 1
                 }
-            }
+            };
+            let (usage, group) = &mut lines.each[at as usize];
+            *usage = Use::Waiting;
+            group.clear();
+            group.push_str(stem);
+            at
         };
-        let record = Record {
-            table: self,
-            at,
-            held: AtomicBool::new(false),
-        };
+        let record = Record { table: self, at };
         record.rewrite(line);
         record
     }
 }
 
 /// One line of this process's record file; marked free when dropped, except on Linux
-/// after a hold (see [`drop_released`]).
+/// after the process's last hold of the group (see [`drop_released`]).
 #[derive(Debug)]
 pub(crate) struct Record {
     table: Arc<Table>,
     at: u64,
-    held: AtomicBool,
 }
 
 impl Record {
@@ -203,8 +222,22 @@ impl Record {
     /// written (a full disk, a file size limit) leaves the record missing or stale, and
     /// never fails the lock.
     pub(crate) fn rewrite(&self, line: &[u8]) {
-        self.held
-            .store(line.first() == Some(&b'H'), Ordering::Relaxed);
+        let held = line.first() == Some(&b'H');
+        let mut lines = self
+            .table
+            .lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let at = self.at as usize;
+        // A line that a release of this group left reading as held would list this process
+        // as a holder twice, or while it waits (holding the lock file shared for a slot).
+        for i in 0..lines.each.len() {
+            if lines.each[i].0 == Use::Left && lines.each[i].1 == lines.each[at].1 {
+                let _ = write_at(&self.table.file, b"-", i as u64 * LINE as u64);
+                lines.each[i].0 = Use::Free;
+            }
+        }
+        lines.each[at].0 = if held { Use::Held } else { Use::Waiting };
         let _ = write_at(&self.table.file, line, self.at * LINE as u64);
     }
 
@@ -216,17 +249,29 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
-        // Information only: a failed write leaves a stale line, which its file's lock
-        // makes harmless once the process is gone.
-        if !(RELEASE_UNWRITTEN && self.held.load(Ordering::Relaxed)) {
-            let _ = write_at(&self.table.file, b"-", self.at * LINE as u64);
-        }
         let mut lines = self
             .table
             .lines
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        lines.0.push(self.at);
+        let at = self.at as usize;
+        let (usage, group) = &lines.each[at];
+        // Left as it is, the line of a hold reads as held while this process holds the
+        // group on another line (shared), and so lists that hold twice.
+        let alone = !lines
+            .each
+            .iter()
+            .enumerate()
+            .any(|(i, (u, g))| i != at && *u == Use::Held && g == group);
+        lines.each[at].0 = if RELEASE_UNWRITTEN && *usage == Use::Held && alone {
+            Use::Left
+        } else {
+            // Information only: a failed write leaves a stale line, which its file's lock
+            // makes harmless once the process is gone.
+            let _ = write_at(&self.table.file, b"-", self.at * LINE as u64);
+            Use::Free
+        };
+        lines.free.push(self.at);
     }
 }
 
@@ -467,12 +512,16 @@ pub(crate) fn read(dir: &DirHandle, shown: &Path, group: Option<&str>) -> io::Re
         other => other?,
     };
     let mut found = Vec::new();
+    let mut inodes = Vec::new();
     for name in holders.entry_names()? {
         let Some(mut file) = open_record(&holders, &name) else {
             continue;
         };
         if file_lock::try_lock(&file, LockMode::Shared)? {
             continue;
+        }
+        if let Ok(meta) = file.metadata() {
+            inodes.push((name.clone(), sys::file_identity(&meta).1));
         }
         let mut bytes = Vec::new();
         if file.read_to_end(&mut bytes).is_err() {
@@ -489,7 +538,7 @@ pub(crate) fn read(dir: &DirHandle, shown: &Path, group: Option<&str>) -> io::Re
                 }),
         );
     }
-    drop_released(dir, &mut found);
+    drop_released(dir, &inodes, &mut found);
     Ok(found)
 }
 
@@ -498,40 +547,53 @@ pub(crate) fn read(dir: &DirHandle, shown: &Path, group: Option<&str>) -> io::Re
 const RELEASE_UNWRITTEN: bool = cfg!(target_os = "linux");
 
 /// Drops the held records whose process no longer holds the group's lock file, by
-/// `/proc/locks`. Where that cannot be read, or none of a group's holders' pids is seen
-/// there (a holder in another pid namespace, sharing `/tmp`), they are all kept.
+/// `/proc/locks`. A record file is locked by its process for as long as it lives, so
+/// `/proc/locks` names that process as this one sees it (a holder in a child pid
+/// namespace has another pid here), or leaves it out (one outside this pid namespace, as
+/// a container sharing `/tmp` sees the host): its lines are then all kept, as they are
+/// where `/proc/locks` cannot be read. `inodes` are the record files' inode numbers, by
+/// name (devices are left out, see [`sys::flock_holders`]).
 #[cfg(target_os = "linux")]
-fn drop_released(dir: &DirHandle, found: &mut Vec<Holder>) {
-    use std::collections::{HashMap, HashSet};
+fn drop_released(dir: &DirHandle, inodes: &[(String, u64)], found: &mut Vec<Holder>) {
+    use std::collections::HashMap;
     let Some(locks) = sys::flock_holders() else {
         return;
     };
-    let mut holders: HashMap<String, Option<Vec<u32>>> = HashMap::new();
-    for h in found.iter().filter(|h| h.state == State::Held) {
-        holders.entry(h.group.clone()).or_insert_with(|| {
-            let file = dir.open_existing(&format!("{}.lock", h.group)).ok()?;
-            let (dev, ino) = sys::file_identity(&file.metadata().ok()?);
-            let held = locks.iter().filter(|l| (l.1, l.2) == (dev, ino));
-            Some(held.map(|l| l.0).collect())
-        });
-    }
-    let seen = |h: &Holder| match &holders[&h.group] {
-        Some(pids) => pids.contains(&h.pid),
-        None => true,
+    let mut lock_files: HashMap<String, Option<u64>> = HashMap::new();
+    // `/proc/locks` is read in pieces and misses entries while other locks come and go:
+    // what it does not show is looked for in the process's own descriptors.
+    let mut fdinfo: HashMap<u32, Option<Vec<u64>>> = HashMap::new();
+    // (`unknown` where neither can tell.)
+    let mut holds = |pid: u32, ino: u64, unknown: bool| {
+        locks.contains(&(pid, ino))
+            || fdinfo
+                .entry(pid)
+                .or_insert_with(|| sys::flocked_inodes(pid))
+                .as_ref()
+                .map_or(unknown, |inodes| inodes.contains(&ino))
     };
-    let verified: HashSet<String> = found
-        .iter()
-        .filter(|h| h.state == State::Held && seen(h))
-        .map(|h| h.group.clone())
-        .collect();
     found.retain(|h| {
-        let unheld = matches!(&holders.get(&h.group), Some(Some(pids)) if pids.is_empty());
-        h.state == State::Waiting || seen(h) || (!unheld && !verified.contains(&h.group))
+        if h.state == State::Waiting {
+            return true;
+        }
+        let Some(&(_, record)) = inodes.iter().find(|(name, _)| *name == h.file) else {
+            return true;
+        };
+        // The process that locks the record file, as this one sees it.
+        let shown = locks.iter().find(|l| l.1 == record).map(|l| l.0);
+        let Some(pid) = shown.or_else(|| holds(h.pid, record, false).then_some(h.pid)) else {
+            return true;
+        };
+        let lock_file = lock_files.entry(h.group.clone()).or_insert_with(|| {
+            let file = dir.open_existing(&format!("{}.lock", h.group)).ok()?;
+            Some(sys::file_identity(&file.metadata().ok()?).1)
+        });
+        lock_file.map_or(true, |ino| holds(pid, ino, true))
     });
 }
 
 #[cfg(not(target_os = "linux"))]
-fn drop_released(_dir: &DirHandle, _found: &mut [Holder]) {}
+fn drop_released(_dir: &DirHandle, _inodes: &[(String, u64)], _found: &mut [Holder]) {}
 
 #[cfg(test)]
 mod tests {

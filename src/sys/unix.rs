@@ -144,25 +144,45 @@ pub(crate) fn file_identity(meta: &Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
 
-/// The `flock(2)` locks on the system, as `(pid, device, inode)` of each holder and file,
-/// from `/proc/locks`; `None` where it cannot be read. Pids are as this process sees them.
+/// The `flock(2)` locks on the system, as `(pid, inode)` of each holder and file, from
+/// `/proc/locks`; `None` where it cannot be read. Pids are as this process sees them.
+/// The device is left out: `/proc/locks` names the superblock's, which is not what
+/// `stat(2)` reports on btrfs subvolumes or on an overlay across filesystems.
 #[cfg(target_os = "linux")]
-pub(crate) fn flock_holders() -> Option<Vec<(u32, u64, u64)>> {
+pub(crate) fn flock_holders() -> Option<Vec<(u32, u64)>> {
     let text = std::fs::read_to_string("/proc/locks").ok()?;
-    // `1: FLOCK  ADVISORY  WRITE 4242 fd:01:5678 0 EOF`, major and minor in hex.
+    // `1: FLOCK  ADVISORY  WRITE 4242 fd:01:5678 0 EOF`; a blocked request reads
+    // `1: -> FLOCK ...`.
     let parse = |line: &str| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let (kind, pid, file) = (*fields.get(1)?, *fields.get(4)?, *fields.get(5)?);
-        let mut parts = file.split(':');
-        let major = u64::from_str_radix(parts.next()?, 16).ok()?;
-        let minor = u64::from_str_radix(parts.next()?, 16).ok()?;
-        let inode = parts.next()?.parse().ok()?;
-        // The kernel's `dev_t` encoding, as `stat(2)` reports it.
-        let dev =
-            (major & 0xfff) << 8 | (major & !0xfff) << 32 | (minor & 0xff) | (minor & !0xff) << 12;
-        (kind == "FLOCK").then_some((pid.parse().ok()?, dev, inode))
+        let inode = file.rsplit(':').next()?.parse().ok()?;
+        (kind == "FLOCK").then_some((pid.parse().ok()?, inode))
     };
     Some(text.lines().filter_map(parse).collect())
+}
+
+/// The inodes of the files that the process `pid` holds `flock(2)` locks on, from the
+/// `lock:` lines of `/proc/<pid>/fdinfo/*`; `None` if its descriptors cannot be listed.
+/// Each descriptor's lines are read at once, unlike `/proc/locks`, whose reads in pieces
+/// miss entries that move while other processes lock and unlock files.
+#[cfg(target_os = "linux")]
+pub(crate) fn flocked_inodes(pid: u32) -> Option<Vec<u64>> {
+    let fdinfo = Path::new("/proc").join(pid.to_string()).join("fdinfo");
+    let mut inodes = Vec::new();
+    for entry in std::fs::read_dir(fdinfo).ok()?.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        // `lock:\t1: FLOCK  ADVISORY  WRITE 4242 fd:01:5678 0 EOF`
+        inodes.extend(text.lines().filter_map(|line| {
+            let fields: Vec<&str> = line.strip_prefix("lock:")?.split_whitespace().collect();
+            let (kind, file) = (*fields.get(1)?, *fields.get(5)?);
+            let inode = file.rsplit(':').next()?.parse::<u64>().ok()?;
+            (kind == "FLOCK").then_some(inode)
+        }));
+    }
+    Some(inodes)
 }
 
 /// Whether the open `file` no longer has a name (`fstat(2)` link count 0): it, or the
