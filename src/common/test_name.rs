@@ -8,14 +8,16 @@
 //! (`tokio-runtime-worker`, say) is not taken for one, since a test's name is a Rust path
 //! and those names are not.
 
+use std::sync::Arc;
+
 /// The current test's full name, or `None` outside a test (the `main` thread, or a thread
 /// a test spawned, under `cargo test`).
 ///
 /// Found once per thread: a thread's name never changes, nor does nextest's variable, and
 /// asking the environment takes a process-wide lock that lock acquisitions should not pay.
-pub(crate) fn current() -> Option<String> {
+pub(crate) fn current() -> Option<Arc<str>> {
     thread_local! {
-        static CURRENT: Option<String> = find();
+        static CURRENT: Option<Arc<str>> = find().map(Arc::from);
     }
     CURRENT.with(Clone::clone)
 }
@@ -52,6 +54,12 @@ fn is_rust_path(name: &str) -> bool {
 /// Returns an empty string when nothing usable is left.
 pub(crate) fn slug(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(max.min(text.len()));
+    slug_into(text, max, &mut out);
+    out
+}
+
+/// [`slug`], written into an empty `out` (so that a caller can reserve room for more).
+pub(crate) fn slug_into(text: &str, max: usize, out: &mut String) {
     let mut pending_sep = false;
     for c in text.chars() {
         if c.is_ascii_alphanumeric() || c == '-' {
@@ -68,7 +76,8 @@ pub(crate) fn slug(text: &str, max: usize) -> String {
         }
     }
     out.truncate(max);
-    out.trim_end_matches(['_', '-']).to_owned()
+    let kept = out.trim_end_matches(['_', '-']).len();
+    out.truncate(kept);
 }
 
 /// The current test's name as a path component of at most `max` bytes, or `None` outside

@@ -307,7 +307,7 @@ impl SerialBuilder {
             dir,
             groups,
             mode,
-            test: test_name::current().map(Arc::from),
+            test: test_name::current(),
             timeout,
             warn_after: settings.warn_after,
             location,

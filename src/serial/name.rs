@@ -10,7 +10,7 @@
 use std::io::{self, ErrorKind};
 
 use crate::common::error::error;
-use crate::common::test_name::slug;
+use crate::common::test_name::slug_into;
 
 /// Longest slug kept in a stem; the hash makes it unique, the slug only readable.
 const SLUG_MAX: usize = 40;
@@ -34,24 +34,29 @@ pub(crate) fn stem(scope: Option<&str>, group: &str) -> io::Result<String> {
             "name the resource the tests share, e.g. SerialGuard::lock(\"database\")",
         ));
     }
-    let (mut readable, hash) = match scope {
-        None => (slug(group, SLUG_MAX), fnv1a_128(group.as_bytes())),
+    // Built in place, without the formatting machinery: this is on every acquisition's path.
+    let mut stem = String::with_capacity(SLUG_MAX + 33);
+    let hash = match scope {
+        None => {
+            slug_into(group, SLUG_MAX, &mut stem);
+            fnv1a_128(group.as_bytes())
+        }
         Some(scope) => {
             let full = format!("{scope}\0{group}");
-            (slug(&full, SLUG_MAX), fnv1a_128(full.as_bytes()))
+            slug_into(&full, SLUG_MAX, &mut stem);
+            fnv1a_128(full.as_bytes())
         }
     };
-    if readable.is_empty() {
-        readable.push_str("group");
+    if stem.is_empty() {
+        stem.push_str("group");
     }
-    readable.reserve(33);
-    readable.push('-');
-    // What `{:032x}` prints, without the formatting machinery (on every acquisition's path).
-    for shift in (0..32).rev() {
-        let digit = (hash >> (shift * 4)) as u32 & 0xf;
-        readable.push(char::from_digit(digit, 16).expect("a hex digit"));
+    // `-` and what `{:032x}` prints.
+    let mut hex = [b'-'; 33];
+    for (i, digit) in hex[1..].iter_mut().enumerate() {
+        *digit = b"0123456789abcdef"[(hash >> ((31 - i) * 4)) as usize & 0xf];
     }
-    Ok(readable)
+    stem.push_str(std::str::from_utf8(&hex).expect("ASCII"));
+    Ok(stem)
 }
 
 #[cfg(test)]

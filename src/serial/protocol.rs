@@ -21,6 +21,7 @@
 //! acquisition (see [`super::lock_dir`]): a process keeps a bounded number of descriptors
 //! for groups it does not hold, whatever the number of groups.
 
+use std::borrow::Cow;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,12 +52,12 @@ impl Mode {
     }
 
     /// How records name the mode: `slot-<i>/<n>` once slot `i` (from 0) is held.
-    pub(crate) fn record(self, slot: Option<usize>) -> String {
+    pub(crate) fn record(self, slot: Option<usize>) -> Cow<'static, str> {
         match (self, slot) {
-            (Mode::Exclusive, _) => "exclusive".to_owned(),
-            (Mode::Shared, _) => "shared".to_owned(),
-            (Mode::Limited(n), Some(i)) => format!("slot-{}/{n}", i + 1),
-            (Mode::Limited(n), None) => format!("max-{n}"),
+            (Mode::Exclusive, _) => "exclusive".into(),
+            (Mode::Shared, _) => "shared".into(),
+            (Mode::Limited(n), Some(i)) => format!("slot-{}/{n}", i + 1).into(),
+            (Mode::Limited(n), None) => format!("max-{n}").into(),
         }
     }
 

@@ -119,7 +119,8 @@ impl Stress {
     pub fn new() -> Stress {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
         Stress {
-            name: crate::common::test_name::current().unwrap_or_else(|| "stress".to_owned()),
+            name: crate::common::test_name::current()
+                .map_or_else(|| "stress".to_owned(), |n| n.to_string()),
             iterations: 1_000,
             workers,
             time_budget: None,
