@@ -1,12 +1,11 @@
 //! Waiting for a child and its group without blocking a tokio worker (feature `tokio`).
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[cfg(target_os = "linux")]
 use tokio::io::Interest;
 
-use super::guard::GROUP_DEATH_LIMIT;
 use crate::net::listening::Pauses;
 use crate::sys;
 
@@ -42,11 +41,11 @@ pub(crate) async fn exited(pid: u32) -> io::Result<()> {
 }
 
 /// The async form of the guard's wait for a killed group: until no process of `pgid` is
-/// `alive`, for at most [`GROUP_DEATH_LIMIT`], with tokio's timer between the looks.
-pub(crate) async fn group_dead(pgid: u32, alive: fn(u32) -> bool) {
+/// `alive`, for at most `limit`, with tokio's timer between the looks.
+pub(crate) async fn group_dead(pgid: u32, alive: fn(u32) -> bool, limit: Duration) {
     let start = Instant::now();
     let mut pauses = Pauses::new();
-    while alive(pgid) && start.elapsed() < GROUP_DEATH_LIMIT {
+    while alive(pgid) && start.elapsed() < limit {
         tokio::time::sleep(pauses.next_pause()).await;
     }
 }

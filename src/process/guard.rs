@@ -508,11 +508,11 @@ impl ChildGuard {
         sys::signal_group(pid, sys::SIGKILL).context(what, "")?;
         exited(pid).await.context(what, "")?;
         #[cfg(target_os = "linux")]
-        group_dead(pid, sys::group_alive).await;
+        group_dead(pid, sys::group_alive, GROUP_DEATH_LIMIT).await;
         // The child has ended: this reaps it at once.
         let status = self.child.wait().context(what, "")?;
         #[cfg(not(target_os = "linux"))]
-        group_dead(pid, sys::group_exists).await;
+        group_dead(pid, sys::group_exists, GROUP_DEATH_LIMIT).await;
         self.status = Some(status);
         Ok(status)
     }
