@@ -432,30 +432,12 @@ fn holds_are_listed_on_an_overlay_across_filesystems() {
     let script = "mount -t tmpfs none \"$1\" && mount -t overlay overlay \
                   -o \"lowerdir=$1,upperdir=$2,workdir=$3\" \"$4\" || exit 77; \
                   shift 4; exec \"$@\"";
-    let output = Command::new("unshare")
+    let mut unshare = Command::new("unshare");
+    unshare
         .args(["--map-root-user", "--mount", "sh", "-c", script, "sh"])
         .args([&lower, &upper, &work, &merged])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(INSIDE, &merged)
-        .output();
-    let output = match output {
-        Ok(output) => output,
-        Err(e) => {
-            println!("skipped: unshare(1) cannot run: {e}");
-            return;
-        }
-    };
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    match output.status.code() {
-        Some(0) => {}
-        Some(77) => println!("skipped: overlays cannot be mounted here: {text}"),
-        Some(1) if text.starts_with("unshare:") => {
-            println!("skipped: no user and mount namespace of our own here: {text}");
-        }
-        _ => panic!("{}: {text}", output.status),
-    }
+        .env(INSIDE, &merged);
+    again_inside(unshare, test, "user and mount namespace, and an overlay");
 }
 
 /// A process in a pid namespace of its own (a container sharing `/tmp`) sees no lock of
@@ -477,25 +459,33 @@ fn holds_outside_the_pid_namespace_are_listed() {
     let scratch = IsolatedDir::new().unwrap();
     let dir = scratch.path().join("locks");
     let _held = take(&unique("outside"), &dir).unwrap();
-    let output = Command::new("unshare")
+    let mut unshare = Command::new("unshare");
+    unshare
         .args(["--map-root-user", "--pid", "--fork", "--mount-proc"])
+        .env(INSIDE, &dir);
+    again_inside(unshare, test, "user and pid namespace");
+}
+
+/// Runs `test` again through `unshare` (whose arguments end with a command that execs the
+/// rest), and fails if it fails there. Skipped, saying why, where the namespaces (`what`)
+/// cannot be made: `unshare` failing, or the setup exiting 77.
+#[cfg(target_os = "linux")]
+fn again_inside(mut unshare: Command, test: &str, what: &str) {
+    let output = unshare
         .arg(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(INSIDE, &dir)
         .output();
     let output = match output {
         Ok(output) => output,
-        Err(e) => {
-            println!("skipped: unshare(1) cannot run: {e}");
-            return;
-        }
+        Err(e) => return println!("skipped: unshare(1) cannot run: {e}"),
     };
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     match output.status.code() {
-        Some(0) => {}
+        Some(0) => assert!(text.contains("1 passed"), "it did not run inside: {text}"),
+        Some(77) => println!("skipped: no {what} of our own here: {text}"),
         Some(1) if text.starts_with("unshare:") => {
-            println!("skipped: no user and pid namespace of our own here: {text}");
+            println!("skipped: no {what} of our own here: {text}");
         }
         _ => panic!("{}: {text}", output.status),
     }

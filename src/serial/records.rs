@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::settings::DIR_VAR;
@@ -185,11 +185,17 @@ impl Table {
         })
     }
 
+    /// What each line is used for. Every critical section leaves it consistent: a panic
+    /// elsewhere poisons nothing.
+    fn lines(&self) -> MutexGuard<'_, Lines> {
+        self.lines.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Writes `line` ([`LINE`] bytes) for the group `stem` into a free line, freed when
     /// the record drops.
     pub(crate) fn put(self: Arc<Self>, line: &[u8], stem: &str) -> Record {
         let at = {
-            let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut lines = self.lines();
             let at = match lines.free.pop() {
                 Some(at) => at,
                 None => {
@@ -223,11 +229,7 @@ impl Record {
     /// never fails the lock.
     pub(crate) fn rewrite(&self, line: &[u8]) {
         let held = line.first() == Some(&b'H');
-        let mut lines = self
-            .table
-            .lines
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut lines = self.table.lines();
         let at = self.at as usize;
         // A line that a release of this group left reading as held would list this process
         // as a holder twice, or while it waits (holding the lock file shared for a slot).
@@ -249,11 +251,7 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
-        let mut lines = self
-            .table
-            .lines
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut lines = self.table.lines();
         let at = self.at as usize;
         let (usage, group) = &lines.each[at];
         // Left as it is, the line of a hold reads as held while this process holds the
